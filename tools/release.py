@@ -1,0 +1,49 @@
+"""Regenerate the student notebooks (notebooks/) from the solutions (solutions/) with nbgrader.
+
+Usage: python -m tools.release [--root DIR] [assignment ...]
+Runs stock ``nbgrader generate_assignment <id> --force`` from the course root for each assignment: solutions are
+stripped to stubs, hidden tests removed, outputs cleared. Never edit notebooks/ by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.paths import ROOT, assignments
+
+
+def nbgrader_env() -> dict:
+    """The environment for nbgrader subprocesses: this interpreter's bin folder first (nbgrader calls alembic)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float | None = None):
+    """Run ``nbgrader <args>`` in ``root`` (where nbgrader_config.py is); returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=nbgrader_env(), check=check,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def release(assignment: str, root: Path = ROOT) -> Path:
+    """Generate notebooks/<id>/ from solutions/<id>/; returns the student notebook's path."""
+    result = nbgrader("generate_assignment", assignment, "--force", root=root, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.stdout}\n{result.stderr}")
+    return root / "notebooks" / assignment / f"{assignment}.ipynb"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    args = parser.parse_args(argv)
+    for name in args.assignments or assignments():
+        print(f"released {release(name).relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
