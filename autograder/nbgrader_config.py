@@ -19,12 +19,6 @@ c.CourseDirectory.solution_directory = "autograder/source_solutions"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "autograder", "gradebook.db")
 c.CourseDirectory.course_id = "normalization-course"
 
-# The course's assignments, one per notebook folder in solutions/.
-c.CourseDirectory.db_assignments = [
-    {"name": name} for name in sorted(os.listdir(os.path.join(ROOT, "solutions")))
-    if os.path.isdir(os.path.join(ROOT, "solutions", name)) and not name.startswith((".", "_"))
-]
-
 # Students never see outputs from the solutions, and the released notebooks carry none.
 c.ClearOutput.enabled = True
 c.GenerateAssignment.create_assignment = True
