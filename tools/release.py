@@ -2,7 +2,8 @@
 
 Usage: python -m tools.release [--root DIR] [assignment ...]
 Runs stock ``nbgrader generate_assignment <id> --force`` from the course root for each assignment: solutions are
-stripped to stubs, hidden tests removed, outputs cleared. Never edit notebooks/ by hand.
+stripped to stubs, hidden tests removed, outputs cleared. Before that, the solution notebook gets the current
+bootstrap cell (the first code cell; see tools/bootstrap_cell.py). Never edit notebooks/ by hand.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools.bootstrap_cell import ensure_bootstrap_cell_in_file
 from tools.paths import ROOT, assignments
 
 
@@ -29,7 +31,12 @@ def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float |
 
 
 def release(assignment: str, root: Path = ROOT) -> Path:
-    """Generate notebooks/<id>/ from solutions/<id>/; returns the student notebook's path."""
+    """Generate notebooks/<id>/ from solutions/<id>/; returns the student notebook's path.
+
+    First the solution notebook gets the current bootstrap cell (tools/bootstrap_cell.py; written only if it
+    changed), so every student notebook starts with it.
+    """
+    ensure_bootstrap_cell_in_file(root / "solutions" / assignment / f"{assignment}.ipynb")
     result = nbgrader("generate_assignment", assignment, "--force", root=root, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.stdout}\n{result.stderr}")
