@@ -16,7 +16,8 @@ import nbformat
 from tools.paths import ROOT
 from tools.release import nbgrader
 
-COURSE_FILES = ("nbgrader_config.py", "autograder/nbgrader_config.py", "solutions", "notebooks")
+COURSE_FILES = ("nbgrader_config.py", "autograder/nbgrader_config.py", "autograder/sandbox.py", "autograder/feedback.py",
+                "solutions", "notebooks")
 
 
 def copy_course(destination: Path) -> Path:

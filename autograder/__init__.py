@@ -1,0 +1,1 @@
+"""The instructor side of the course: nbgrader configuration, grading sandbox, grading command, example submissions."""

@@ -1,0 +1,170 @@
+"""Example submissions of notebook 01: good, partial, common mistakes, hostile, broken.
+
+They are built from the current solution and student notebooks (so they never drift), in the one-folder-per-student
+layout the grading command reads: ``<student>/01-learning-rate.ipynb``. ``EXPECTED`` says what grading must do with
+each; tests/test_grading.py holds the grading command to it, and ``./course demo`` grades them all.
+
+    python -m autograder.examples build FOLDER
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "01-learning-rate"
+TARGET = "gradient_descent"  # the answer cell the hostile examples attack
+TARGET_TESTS = {"gradient_descent_hand_case": 1.0, "gradient_descent_matches_closed_form": 2.0}
+LEAK = "ATTACK SUCCEEDED"
+HOST_FILES = [ROOT / "notebooks" / "PWNED.txt", Path("/tmp/course-PWNED.txt"), Path.home() / "course-PWNED.txt"]
+SECRETS = [ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", ROOT / "autograder" / "gradebook.db",
+           ROOT / "autograder" / "mistakes" / "01_learning_rate.py"]
+
+
+def _prefix(code: str):
+    return lambda source: code + "\n" + source
+
+
+def _replace(old: str, new: str):
+    return lambda source: source.replace(old, new)
+
+
+def _try_each(statements: list[str]) -> str:
+    """Code that tries each statement and prints LEAK if one succeeds."""
+    lines = []
+    for statement in statements:
+        lines += ["try:", f"    {statement}", f"    print({LEAK!r}, {statement!r})", "except Exception:", "    pass"]
+    return "\n".join(lines)
+
+
+SIGN_FLIP = _replace("w = w - eta * grad(w)", "w = w + eta * grad(w)")
+LOSES_TARGET = {"lost": sorted(TARGET_TESTS)}
+
+# name -> (how the target cell changes, what grading must do). "lost": test cells that must score 0;
+# "reason": a phrase the recorded reasons must contain; "max_score": the score may not exceed this.
+HOSTILE = {
+    "infinite-loop": (_prefix("while True:\n    pass"), {**LOSES_TARGET, "reason": "CellTimeoutError"}),
+    "os-exit": (_prefix("import os\nos._exit(1)"), {"max_score": 0.0, "reason": "kernel died"}),
+    "memory-bomb": (_prefix("hog = bytearray(16 * 1024 ** 3)"), {**LOSES_TARGET, "reason": "MemoryError"}),
+    "fork-bomb": (_prefix("import os\nwhile True:\n    os.fork()"), {**LOSES_TARGET, "reason": "os.fork"}),
+    "output-flood": (_prefix("for _ in range(300_000):\n    print('spam ' * 20)"), {"reason": "output"}),
+    "read-secrets": (_prefix(_try_each([f"open({str(p)!r}, 'rb').read(100)" for p in SECRETS])),
+                     {"reason": "absolute path"}),
+    "write-gradebook": (_prefix("import sqlite3\n" + _try_each([
+        f"open({str(ROOT / 'autograder' / 'gradebook.db')!r}, 'ab').write(b'x')",
+        f"sqlite3.connect({str(ROOT / 'autograder' / 'gradebook.db')!r}).execute('DELETE FROM grade').connection.commit()"])),
+        {"reason": "absolute path"}),
+    "network": (_prefix("import socket\n" + _try_each(["socket.create_connection(('pypi.org', 443), timeout=3)",
+                                                        "socket.create_connection(('127.0.0.1', 22), timeout=3)"])),
+                {"reason": "network"}),
+    "write-outside": (_prefix(_try_each([f"open({str(p)!r}, 'w').write('x')" for p in HOST_FILES])),
+                      {"reason": "absolute path"}),
+    "monkeypatch-numpy": (lambda s: "np.allclose = lambda *a, **k: True\n"
+                                    "np.testing.assert_allclose = lambda *a, **k: None\n\n" + SIGN_FLIP(s),
+                          {**LOSES_TARGET, "reason": "tampering"}),
+    "hide-errors": (lambda s: "get_ipython().showtraceback = lambda *a, **k: None\n\n" + SIGN_FLIP(s),
+                    {**LOSES_TARGET, "reason": "tampering"}),
+    "delegate-reference": (lambda s: "from helpers.gradient_descent import gradient_descent as _reference\n\n\n"
+                                     "def gradient_descent(grad, w0, eta, n_steps):\n"
+                                     "    return _reference(grad, w0, eta, n_steps)\n",
+                           {**LOSES_TARGET, "reason": "reference implementation"}),
+    "kill-parent": (_prefix("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), {"reason": "os.kill"}),
+}
+
+
+def _filled(nb_student, solutions: dict[str, str], blank: tuple[str, ...] = ()):
+    nb = copy.deepcopy(nb_student)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and meta.get("grade_id") not in blank:
+            cell.source = solutions[meta["grade_id"]]
+    return nb
+
+
+def _cell(nb, grade_id: str):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def build(folder: Path) -> dict[str, dict]:
+    """Write every example into ``folder``; returns student -> expectation (see EXPECTED)."""
+    student = nbformat.read(ROOT / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    solution = nbformat.read(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    good = _filled(student, answers)
+    expected: dict[str, dict] = {}
+
+    def write(name: str, nb, expectation: dict, filename: str = f"{ASSIGNMENT}.ipynb") -> None:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / name / filename)
+        expected[name] = expectation
+
+    write("good", good, {"full": True})
+    write("blank", student, {"score": 0.0})
+    write("partial", _filled(student, answers, blank=("classify_learning_rate", "steps_to_converge")),
+          {"lost": ["classify_learning_rate_regimes", "classify_learning_rate_scaled", "steps_to_converge_hand_case",
+                    "steps_to_converge_random"], "exact": True})
+    from tools.roundtrip import apply_mistake, load_mistakes  # noqa: E402  (the catalogue of common mistakes)
+    for mistake in load_mistakes(ASSIGNMENT)[:3]:
+        nb = copy.deepcopy(good)
+        _cell(nb, mistake["cell"]).source = apply_mistake(answers[mistake["cell"]], mistake)
+        write("mistake-" + mistake["name"].replace(" ", "-"), nb, {"lost": mistake["loses"], "exact": True})
+    for name, (change, expectation) in HOSTILE.items():
+        nb = copy.deepcopy(good)
+        _cell(nb, TARGET).source = change(answers[TARGET])
+        write("hostile-" + name, nb, expectation)
+    nb = copy.deepcopy(good)
+    _cell(nb, TARGET).source = SIGN_FLIP(answers[TARGET])
+    for test in TARGET_TESTS:
+        _cell(nb, test).source = "pass"
+    write("hostile-edit-locked-tests", nb, {**LOSES_TARGET, "reason": "locked but was edited"})
+    _broken(folder, good, write, expected)
+    return expected
+
+
+def _broken(folder: Path, good, write, expected: dict) -> None:
+    (folder / "broken-invalid-json").mkdir(parents=True, exist_ok=True)
+    (folder / "broken-invalid-json" / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [ not json')
+    expected["broken-invalid-json"] = {"score": 0.0, "reason": "not valid JSON", "status": "rejected"}
+    write("broken-wrong-name", good, {"full": True, "reason": "notebook named"}, filename="my submission.ipynb")
+    nb = copy.deepcopy(good)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+                not in ("gradient_descent_hand_case", "classify_learning_rate")]
+    write("broken-deleted-cells", nb, {"lost": ["classify_learning_rate_regimes", "classify_learning_rate_scaled"],
+                                       "exact": True, "reason": "was deleted"})
+    nb = copy.deepcopy(good)
+    cell = _cell(nb, "hessian_rates")
+    cell.cell_type = "markdown"
+    cell.pop("outputs", None)
+    cell.pop("execution_count", None)
+    write("broken-retyped-cell", nb, {"full": True, "reason": "changed from code to markdown"})
+    nb = copy.deepcopy(good)
+    index = nb.cells.index(_cell(nb, "gradient_descent_hand_case"))
+    nb.cells.insert(index + 1, copy.deepcopy(nb.cells[index]))  # same cell id and grade_id
+    (folder / "broken-duplicated-ids").mkdir(parents=True, exist_ok=True)
+    (folder / "broken-duplicated-ids" / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(nb))  # unvalidated on purpose
+    expected["broken-duplicated-ids"] = {"full": True, "reason": "duplicated cell id"}
+    nb = copy.deepcopy(good)
+    _cell(nb, "steps_to_converge_random").metadata["nbgrader"]["points"] = 100
+    _cell(nb, "hessian_rates_stability_limit").metadata["nbgrader"]["grade"] = False
+    write("broken-metadata-edited", nb, {"full": True, "reason": "metadata edited"})
+    nb = copy.deepcopy(good)
+    _cell(nb, "setup").outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (6 << 20))]
+    write("broken-oversize", nb, {"full": True, "reason": "over the 5 MB limit"})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "build":
+        print(__doc__)
+        return 2
+    expected = build(Path(argv[1]))
+    print(json.dumps(expected, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

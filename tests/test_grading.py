@@ -1,0 +1,170 @@
+"""The instructor's grading command on the example submissions: good, partial, mistakes, hostile and broken.
+
+One batch, graded in the sandbox with two workers in a scratch copy of the course. For every case: the batch
+completes, honest submissions keep their exact score, no attack gains anything, and the outcome is recorded with a
+reason. Grading the batch again gives the same scores. A missing sandbox fails these tests under CI, never skips.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.paths import ROOT
+
+pytestmark = pytest.mark.xdist_group("grading")
+FULL = 11.0  # autograded points of notebook 01
+FIXED_COLUMNS = ("student", "assignment", "status", "score", "max_score", "reasons")
+HOST_FILES = [ROOT / "notebooks" / "PWNED.txt", Path("/tmp/course-PWNED.txt"), Path.home() / "course-PWNED.txt"]
+
+
+def _require_bwrap():
+    if shutil.which("bwrap") is None:
+        message = "bubblewrap is not installed: the grading sandbox cannot run (./course setup installs it as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _course_copy(tmp: Path) -> Path:
+    """A scratch course: the repository's files without .git and runtime folders (helpers stay installed)."""
+    ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", "submitted", "autograded",
+                                    "feedback", "gradebook.db", "grades.csv", "jupyter", ".pytest_cache")
+    shutil.copytree(ROOT, tmp, ignore=ignore, symlinks=True)
+    return tmp
+
+
+def _grade(course: Path, submissions: Path, csv_path: Path, *extra: str) -> dict[str, dict]:
+    run = subprocess.run([sys.executable, "-m", "autograder.grade", str(submissions), "--cell-timeout", "10",
+                          "--wall-seconds", "300", "--csv", str(csv_path), *extra], cwd=course, capture_output=True,
+                         text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with csv_path.open() as handle:
+        return {row["student"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    _require_bwrap()
+    for path in HOST_FILES:
+        path.unlink(missing_ok=True)
+    course = _course_copy(tmp_path_factory.mktemp("course") / "course")
+    submissions = tmp_path_factory.mktemp("submissions")
+    build = subprocess.run([sys.executable, "-c", "import json, sys; from pathlib import Path; "
+                            "from autograder import examples; print(json.dumps(examples.build(Path(sys.argv[1]))))",
+                            str(submissions)], cwd=course, capture_output=True, text=True, check=True)
+    expected = json.loads(build.stdout)
+    rows = _grade(course, submissions, course / "autograder" / "grades.csv")
+    return course, submissions, expected, rows
+
+
+def _score(row) -> float:
+    return float(row["score"])
+
+
+def test_every_submission_is_graded_or_rejected_with_a_row(batch):
+    _, _, expected, rows = batch
+    assert set(rows) == set(expected), f"missing: {set(expected) - set(rows)}"
+    assert len(expected) >= 12 + 8
+
+
+def test_honest_submissions_keep_their_exact_score(batch):
+    _, _, expected, rows = batch
+    problems = []
+    for name, want in expected.items():
+        row = rows[name]
+        if want.get("full") and _score(row) != FULL:
+            problems.append(f"{name}: {row['score']} instead of {FULL} ({row['reasons']})")
+        if "score" in want and _score(row) != want["score"]:
+            problems.append(f"{name}: {row['score']} instead of {want['score']}")
+        if want.get("exact"):
+            cells = [c for c in row if c not in FIXED_COLUMNS]
+            kept = [c for c in want["lost"] if float(row[c]) != 0.0]
+            changed = [c for c in cells if c not in want["lost"] and row[c] != rows["good"][c]]
+            if kept or changed:
+                problems.append(f"{name}: kept points on {kept}; differs from good on {changed}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_attack_gains_anything(batch):
+    _, _, expected, rows = batch
+    problems = []
+    for name, want in expected.items():
+        if not name.startswith("hostile-"):
+            continue
+        row = rows[name]
+        if _score(row) > FULL or _score(row) > want.get("max_score", FULL):
+            problems.append(f"{name}: scored {row['score']}")
+        for cell in want.get("lost", []):
+            if row.get(cell) not in ("0", "", None):
+                problems.append(f"{name}: kept {row[cell]} on {cell}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_outcome_is_recorded_with_its_reason(batch):
+    _, _, expected, rows = batch
+    missing = {name: (want["reason"], rows[name]["reasons"]) for name, want in expected.items()
+               if "reason" in want and want["reason"].lower() not in rows[name]["reasons"].lower()}
+    assert not missing, missing
+    for name, want in expected.items():
+        if "status" in want:
+            assert rows[name]["status"] == want["status"], (name, rows[name])
+
+
+def test_secrets_network_and_host_files_stay_out_of_reach(batch):
+    course, _, _, _ = batch
+    leaked = []
+    for notebook in (course / "autograder" / "autograded").rglob("*.ipynb"):
+        outputs = [o for c in json.loads(notebook.read_text())["cells"] for o in c.get("outputs", [])]
+        if "ATTACK SUCCEEDED" in json.dumps(outputs):
+            leaked.append(notebook.parent.parent.name)
+    assert not leaked, f"an attack read a secret, wrote the gradebook or reached the network: {leaked}"
+    assert not [p for p in HOST_FILES if p.exists()], "a submission wrote outside its scratch folder"
+    assert not list((course / "notebooks").glob("PWNED*"))
+
+
+def test_the_gradebook_is_intact_and_holds_every_submission(batch):
+    course, _, expected, rows = batch
+    with sqlite3.connect(course / "autograder" / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        students = {row[0] for row in db.execute("SELECT id FROM student")}
+    assert set(expected) <= students
+
+
+def test_feedback_shows_messages_but_no_hidden_tests(batch):
+    course, _, _, _ = batch
+    feedback = course / "autograder" / "feedback" / "mistake-start-point-missing" / "01-learning-rate" / "01-learning-rate.html"
+    html = feedback.read_text()
+    assert "leaving out the start point" in html
+    hidden = [line for line in ("expected_steps(", "default_rng(5)", "BEGIN HIDDEN TESTS") if line in html]
+    assert not hidden, f"hidden test code in feedback: {hidden}"
+    for released in (course / "notebooks").rglob("*.ipynb"):
+        assert "BEGIN HIDDEN TESTS" not in released.read_text()
+
+
+def test_grading_again_gives_the_same_scores(batch, tmp_path):
+    course, submissions, _, rows = batch
+    subset = tmp_path / "again"
+    for name in ("good", "partial", "mistake-start-point-missing", "hostile-monkeypatch-numpy", "hostile-infinite-loop"):
+        shutil.copytree(submissions / name, subset / name)
+    again = _grade(course, subset, tmp_path / "again.csv", "--no-feedback")
+    for name, row in again.items():
+        assert (row["score"], row["status"]) == (rows[name]["score"], rows[name]["status"]), name
+
+
+def test_a_missing_sandbox_stops_grading_with_a_message(batch, tmp_path):
+    course, submissions, _, _ = batch
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # no /usr/bin: bwrap cannot be found
+    run = subprocess.run([sys.executable, "-m", "autograder.grade", str(submissions / "good")], cwd=course, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "bubblewrap" in run.stderr and "nothing was graded" in run.stderr
+    stock = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "01-learning-rate"], cwd=course, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert stock.returncode != 0 and "bubblewrap" in stock.stdout + stock.stderr

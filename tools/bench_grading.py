@@ -1,0 +1,89 @@
+"""Benchmark the grading command: N copies of the good example of notebook 01, graded with one worker and with
+all cores (speed-up), and the sandbox's overhead per kernel start (sandboxed versus plain ipykernel).
+
+Usage: python -m tools.bench_grading [--submissions 50] [--starts 5]   (numbers are printed, not asserted)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+
+from tools.paths import ROOT
+
+
+def _course_copy(destination: Path) -> Path:
+    ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", "submitted", "autograded",
+                                    "feedback", "gradebook.db", "grades.csv", "jupyter")
+    shutil.copytree(ROOT, destination, ignore=ignore)
+    return destination
+
+
+def grade_seconds(course: Path, submissions: Path, workers: int) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autograder.grade", str(submissions), "--workers", str(workers),
+                    "--no-feedback", "--csv", str(course / "autograder" / f"grades-{workers}.csv")],
+                   cwd=course, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def kernel_start_seconds(kernel_name: str, starts: int) -> float:
+    """Median seconds to start a kernel, run one cell and shut it down."""
+    times = []
+    runtime = Path(tempfile.mkdtemp(prefix="course-bench-runtime-"))
+    if os.geteuid() == 0:
+        os.chmod(runtime, 0o1777)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    os.environ["JUPYTER_PATH"] = str(ROOT / "autograder" / "jupyter")
+    for _ in range(starts):
+        start = time.perf_counter()
+        manager = KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(runtime / "kernel"))
+        manager.start_kernel(cwd=tempfile.mkdtemp(prefix="course-bench-cwd-"))
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        client.execute_interactive("import numpy, helpers.checks", timeout=60)
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=50)
+    parser.add_argument("--starts", type=int, default=5)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "autograder"))
+    import sandbox
+
+    sandbox.install_kernelspec()
+    plain = kernel_start_seconds("python3", args.starts)
+    boxed = kernel_start_seconds(sandbox.KERNEL_NAME, args.starts)
+    print(f"kernel start + import + shutdown: plain {plain:.2f} s, sandboxed {boxed:.2f} s, "
+          f"overhead {boxed - plain:+.2f} s per submission")
+    with tempfile.TemporaryDirectory() as tmp:
+        course = _course_copy(Path(tmp) / "course")
+        examples = Path(tmp) / "examples"
+        subprocess.run([sys.executable, "-m", "autograder.examples", "build", str(examples)], cwd=course,
+                       check=True, capture_output=True)
+        submissions = Path(tmp) / "submissions"
+        for i in range(args.submissions):
+            shutil.copytree(examples / "good", submissions / f"student{i:03d}")
+        one = grade_seconds(course, submissions, 1)
+        cores = os.cpu_count() or 1
+        many = grade_seconds(course, submissions, cores)
+    print(f"{args.submissions} submissions of 01-learning-rate: 1 worker {one:.1f} s ({one / args.submissions:.2f} s "
+          f"each), {cores} workers {many:.1f} s; speed-up {one / many:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
