@@ -35,12 +35,19 @@ KERNELS = ROOT / "autograder" / "jupyter"  # on JUPYTER_PATH while grading (set 
 UID_BASE, UID_SPAN = 200_000, 100_000  # as root, each kernel runs as a uid of its own from this unused range
 DEFAULTS = {"memory_mb": 2048, "max_processes": 64, "wall_seconds": 900, "file_mb": 64, "open_files": 256}
 
-# Reference answers hidden from the kernel while an assignment is graded: module -> functions whose bodies raise.
-# A submission that delegates an exercise to them fails that exercise, with this message.
+# Reference answers guarded while an assignment is graded: module -> functions that raise when a notebook cell calls
+# them (other helpers still may). A submission that delegates an exercise to them fails it, with this message.
 MASKS = {
     "01-learning-rate": {"helpers/gradient_descent.py": ["gradient_descent", "classify_learning_rate",
                                                           "max_stable_learning_rate", "best_learning_rate",
                                                           "condition_number", "steps_to_converge"]},
+    "02-input-normalization": {"helpers/input_normalization.py": [
+        "fit_standardizer", "standardize", "standardize_split", "least_squares_hessian", "steps_to_target_loss",
+        "fit_whitening", "whiten"]},
+    "04-normalization-modules": {"helpers/normalization.py": [
+        "support_axes", "moments", "normalize_forward", "normalize_backward", "compensate_forward",
+        "compensate_backward", "group_norm_forward", "batch_norm_forward", "update_running_stats",
+        "fold_batchnorm_into_linear"]},
 }
 MASK_MESSAGE = "reference implementations are not available while grading: write the exercise yourself"
 
@@ -58,17 +65,21 @@ def bwrap_path() -> str:
     return path
 
 
+GUARD = ("if not __import__('sys')._getframe(0).f_back.f_code.co_filename.startswith("
+         "__import__('os').path.dirname(__file__)): raise RuntimeError({message!r})\n")
+
+
 def masked_source(source: str, functions: list[str]) -> str:
-    """``source`` with the bodies of the named top-level functions replaced by ``raise RuntimeError(...)``."""
+    """``source`` with a guard at the top of each named top-level function: called from outside the helpers
+    package (a notebook cell), it raises; called by another helper (a plot, a demo), it runs as before."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     for node in sorted((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in functions),
                        key=lambda n: n.lineno, reverse=True):
         first = node.body[0]
-        start = first.end_lineno if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-            else first.lineno - 1
-        indent = " " * first.col_offset
-        lines[start:node.end_lineno] = [f"{indent}raise RuntimeError({MASK_MESSAGE!r})\n"]
+        docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+        at = first.end_lineno if docstring else first.lineno - 1
+        lines.insert(at, " " * first.col_offset + GUARD.format(message=MASK_MESSAGE))
     return "".join(lines)
 
 

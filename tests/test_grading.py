@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tools.paths import ROOT
+from tools.roundtrip import copy_repository
 
 pytestmark = pytest.mark.xdist_group("grading")
 FULL = 11.0  # autograded points of notebook 01
@@ -31,14 +32,6 @@ def _require_bwrap():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _course_copy(tmp: Path) -> Path:
-    """A scratch course: the repository's files without .git and runtime folders (helpers stay installed)."""
-    ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", "submitted", "autograded",
-                                    "feedback", "gradebook.db", "grades.csv", "jupyter", ".pytest_cache")
-    shutil.copytree(ROOT, tmp, ignore=ignore, symlinks=True)
-    return tmp
 
 
 def _grade(course: Path, submissions: Path, csv_path: Path, *extra: str) -> dict[str, dict]:
@@ -55,7 +48,7 @@ def batch(tmp_path_factory):
     _require_bwrap()
     for path in HOST_FILES:
         path.unlink(missing_ok=True)
-    course = _course_copy(tmp_path_factory.mktemp("course") / "course")
+    course = copy_repository(tmp_path_factory.mktemp("course") / "course")
     submissions = tmp_path_factory.mktemp("submissions")
     build = subprocess.run([sys.executable, "-c", "import json, sys; from pathlib import Path; "
                             "from autograder import examples; print(json.dumps(examples.build(Path(sys.argv[1]))))",

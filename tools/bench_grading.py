@@ -17,13 +17,7 @@ from pathlib import Path
 from jupyter_client.manager import KernelManager
 
 from tools.paths import ROOT
-
-
-def _course_copy(destination: Path) -> Path:
-    ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", "submitted", "autograded",
-                                    "feedback", "gradebook.db", "grades.csv", "jupyter")
-    shutil.copytree(ROOT, destination, ignore=ignore)
-    return destination
+from tools.roundtrip import copy_repository
 
 
 def grade_seconds(course: Path, submissions: Path, workers: int) -> float:
@@ -70,7 +64,7 @@ def main(argv: list[str]) -> int:
     print(f"kernel start + import + shutdown: plain {plain:.2f} s, sandboxed {boxed:.2f} s, "
           f"overhead {boxed - plain:+.2f} s per submission")
     with tempfile.TemporaryDirectory() as tmp:
-        course = _course_copy(Path(tmp) / "course")
+        course = copy_repository(Path(tmp) / "course")
         examples = Path(tmp) / "examples"
         subprocess.run([sys.executable, "-m", "autograder.examples", "build", str(examples)], cwd=course,
                        check=True, capture_output=True)

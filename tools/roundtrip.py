@@ -34,6 +34,14 @@ def copy_course(destination: Path) -> Path:
     return destination
 
 
+def copy_repository(destination: Path) -> Path:
+    """Copy the whole course (not .git, .venv, builds or grading output) to ``destination``; returns it."""
+    ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", ".pytest_cache", "submitted",
+                                    "autograded", "feedback", "gradebook.db", "grades*.csv", "jupyter")
+    shutil.copytree(ROOT, destination, ignore=ignore, symlinks=True)
+    return destination
+
+
 def load_mistakes(assignment: str) -> list[dict]:
     """The assignment's catalogue of common wrong answers (autograder/mistakes/<id>.py, list MISTAKES)."""
     path = ROOT / "autograder" / "mistakes" / f"{assignment.replace('-', '_')}.py"
