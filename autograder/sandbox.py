@@ -44,6 +44,10 @@ MASKS = {
     "02-input-normalization": {"helpers/input_normalization.py": [
         "fit_standardizer", "standardize", "standardize_split", "least_squares_hessian", "steps_to_target_loss",
         "fit_whitening", "whiten"]},
+    "03-variance-propagation": {"helpers/initializers.py": ["init_std", "xavier_uniform"],
+                                "helpers/propagation.py": ["mlp_forward_stats", "mlp_backward_stats",
+                                                           "predicted_pre_activation_std"]},
+    "05-training": {"helpers/network.py": ["make_mlp", "evaluate", "update_to_data_ratio"]},
     "04-normalization-modules": {"helpers/normalization.py": [
         "support_axes", "moments", "normalize_forward", "normalize_backward", "compensate_forward",
         "compensate_backward", "group_norm_forward", "batch_norm_forward", "update_running_stats",
@@ -140,8 +144,9 @@ def bwrap_command(argv: list[str], scratch: Path, cwd: Path, runtime_dir: Path, 
         elif Path("/", name).exists():
             read_only.append(Path("/", name))
     command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    etc = [Path(p) for p in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts") if Path(p).exists()]
     made: set[Path] = set()
-    for path in read_only + [runtime_dir, cwd]:
+    for path in read_only + etc + [runtime_dir, cwd]:
         for parent in _ancestors(path):  # bubblewrap would create missing parents with mode 0700
             inside_bound = any(parent == p or p in parent.parents for p in read_only)
             if parent not in made and not inside_bound and parent != Path("/tmp"):
@@ -149,13 +154,13 @@ def bwrap_command(argv: list[str], scratch: Path, cwd: Path, runtime_dir: Path, 
                 made.add(parent)
     for path in read_only:
         command += ["--ro-bind", str(helpers_dir if path == helpers else path), str(path)]
-    for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts"):
-        if Path(etc).exists():
-            command += ["--ro-bind", etc, etc]
+    for path in etc:
+        command += ["--ro-bind", str(path), str(path)]
     command += ["--bind", str(runtime_dir), str(runtime_dir), "--bind", str(scratch), str(cwd), "--chdir", str(cwd)]
     env = {"HOME": str(cwd), "TMPDIR": "/tmp", "MPLCONFIGDIR": str(cwd / ".matplotlib"), "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "PATH": f"{venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+           "MKL_NUM_THREADS": "1", "PATH": f"{venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "JPY_PARENT_PID": "1"}  # ipykernel exits when the sandbox's first process (its parent) is gone
     for key, value in env.items():
         command += ["--setenv", key, value]
     if uid is not None:

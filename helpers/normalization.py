@@ -295,6 +295,7 @@ class _Norm(Module):
         self.eps = eps
         if affine:
             self.params = {"gamma": np.ones(param_shape), "beta": np.zeros(param_shape)}
+        self.zero_grad()  # like Linear: an optimizer step before any backward finds zero gradients
         self._cache = None
 
     def _affine(self):

@@ -477,3 +477,9 @@ def test_draw_support_sets_titles():
     assert titles == ["BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm"]
     with pytest.raises(ValueError, match="4 axes"):
         draw_support_sets(axes=[None, None])
+
+
+def test_fresh_modules_have_zero_gradients_like_linear():
+    for module in (nm.BatchNorm(3), nm.LayerNorm((3,)), nm.GroupNorm(1, 3), nm.InstanceNorm(3, affine=True)):
+        assert set(module.grads) == set(module.params)
+        assert all(np.all(g == 0) for g in module.grads.values())
