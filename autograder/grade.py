@@ -290,11 +290,12 @@ def write_csv(results: list[Result], path: Path) -> None:
 
 
 def print_table(results: list[Result]) -> None:
-    print(f"\n{'student':<28}{'assignment':<26}{'score':>9}  status    reasons")
+    width = max([len("student"), *(len(r.student) for r in results)]) + 2
+    print(f"\n{'student':<{width}}{'assignment':<26}{'score':>9}  status    reasons")
     for r in sorted(results, key=lambda r: (r.assignment, r.student)):
         maximum = sum(m for _, m in r.scores.values())
         score = f"{r.total:g}/{maximum:g}" if r.scores else "0"
-        print(f"{r.student:<28}{r.assignment:<26}{score:>9}  {r.status:<9} {'; '.join(r.reasons)[:200]}")
+        print(f"{r.student:<{width}}{r.assignment:<26}{score:>9}  {r.status:<9} {'; '.join(r.reasons)[:200]}")
 
 
 def main(argv: list[str]) -> int:
