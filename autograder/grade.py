@@ -32,6 +32,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import preflight, sandbox
+from tools.release import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "autograder"
@@ -61,14 +62,6 @@ class Result:
     @property
     def total(self) -> float:
         return sum(score for score, _ in self.scores.values())
-
-
-def nbgrader(*args: str, root: Path, env: dict | None = None, timeout: float | None = None):
-    """Run stock nbgrader in ``root`` (a course directory with this course's nbgrader_config.py)."""
-    full_env = dict(os.environ, **(env or {}))
-    full_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + full_env.get("PATH", "")
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def known_assignments() -> list[str]:
@@ -175,7 +168,7 @@ def grade_one(submission: Submission, gradebook: Path, limits: dict, cell_timeou
     env = {f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()}
     try:
         run = nbgrader("autograde", submission.assignment, "--student", submission.student, "--force",
-                       f"--Execute.timeout={cell_timeout}", root=course, env=env,
+                       f"--Execute.timeout={cell_timeout}", root=course, env=env, check=False,
                        timeout=limits["wall_seconds"] + 120)
         log = run.stdout + run.stderr
     except subprocess.TimeoutExpired:
@@ -272,7 +265,7 @@ def prepare_gradebook(assignment: str) -> Path:
     """Register the assignment's cells in the course gradebook (without touching notebooks/)."""
     with tempfile.TemporaryDirectory() as release:
         run = nbgrader("generate_assignment", assignment, "--force",
-                       f"--CourseDirectory.release_directory={release}", root=ROOT)
+                       f"--CourseDirectory.release_directory={release}", root=ROOT, check=False)
     if run.returncode != 0:
         raise SystemExit(f"grade: nbgrader generate_assignment {assignment} failed:\n{run.stderr[-2000:]}")
     return COURSE / "gradebook.db"
@@ -345,7 +338,7 @@ def main(argv: list[str]) -> int:
     shutil.rmtree(snapshot.parent, ignore_errors=True)
     if not args.no_feedback:
         for assignment in gradebooks:
-            run = nbgrader("generate_feedback", assignment, "--force", root=ROOT)
+            run = nbgrader("generate_feedback", assignment, "--force", root=ROOT, check=False)
             if run.returncode != 0:
                 print(f"grade: feedback for {assignment} failed:\n{run.stderr[-1500:]}", file=sys.stderr)
     write_csv(results, args.csv)

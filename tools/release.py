@@ -17,16 +17,15 @@ from tools.bootstrap_cell import ensure_bootstrap_cell_in_file
 from tools.paths import ROOT, assignments
 
 
-def nbgrader_env() -> dict:
-    """The environment for nbgrader subprocesses: this interpreter's bin folder first (nbgrader calls alembic)."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
+def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float | None = None,
+             env: dict | None = None):
+    """Run ``nbgrader <args>`` in ``root`` (where nbgrader_config.py is); returns the CompletedProcess.
 
-
-def nbgrader(*args: str, root: Path = ROOT, check: bool = True, timeout: float | None = None):
-    """Run ``nbgrader <args>`` in ``root`` (where nbgrader_config.py is); returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=nbgrader_env(), check=check,
+    This interpreter's bin folder goes first on PATH (nbgrader calls alembic); ``env`` adds variables.
+    """
+    full_env = dict(os.environ, **(env or {}))
+    full_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + full_env.get("PATH", "")
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=full_env, check=check,
                           capture_output=True, text=True, timeout=timeout)
 
 
