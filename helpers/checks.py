@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CheckFailure", "expect_close", "expect_equal", "expect_shape", "expect_true", "expect_dtype"]
+__all__ = ["CheckFailure", "expect_close", "expect_equal", "expect_shape", "expect_true", "expect_dtype", "hidden_rng"]
+
+# Set by the grader, in its own process, for each submission (see autograder/); never set in a student's kernel.
+_grading_seed: tuple[int, ...] | None = None
 
 
 class CheckFailure(AssertionError):
@@ -110,3 +113,15 @@ def expect_true(condition, message: str) -> None:
     """Assert ``condition``; ``message`` says what was expected, what came, and the likely mistake."""
     if not bool(condition):
         raise CheckFailure(message)
+
+
+def hidden_rng(case: int) -> np.random.Generator:
+    """The random generator that draws a hidden test's cases; ``case`` tells the test cells apart.
+
+    In a student's kernel and when the solutions run: ``np.random.default_rng(case)``. While grading, the grader
+    seeds it from the course secret and the submission, so the inputs cannot be known in advance, while grading the
+    same submission again draws the same inputs.
+    """
+    if _grading_seed is None:
+        return np.random.default_rng(case)
+    return np.random.default_rng([*_grading_seed, case])
