@@ -29,32 +29,32 @@ c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 180  # a loaded machine starts kernels slowly; a slow start is not the student's fault
 
 # Every kernel that runs a submission starts in the grading sandbox (autograder/sandbox.py): no network, no view of
-# solutions/ or the gradebook, a private scratch folder, memory/process/time limits. It talks over Unix sockets,
-# in a runtime folder private to this nbgrader process. Without bubblewrap, autograde stops: it never runs
+# solutions/, the gradebook or the graded notebook, a private scratch folder, memory/process/time limits. It talks
+# over Unix sockets in a private folder of its own (autograder/execute.py). Test cells never run in it: the
+# execute step below runs them in nbgrader's own process and calls the student's functions in the kernel.
+# The sandbox kernelspec exists only while nbgrader autogrades; without bubblewrap, autograde stops: it never runs
 # submissions unsandboxed.
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 
-sys.path.insert(0, os.path.join(ROOT, "autograder"))
-import sandbox  # noqa: E402
+sys.path.insert(0, ROOT)
+from autograder import execute, feedback, sandbox  # noqa: E402
 
-sandbox.install_kernelspec()
-os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS), os.environ.get("JUPYTER_PATH")]))
-c.Execute.kernel_name = sandbox.KERNEL_NAME
-c.KernelManager.transport = "ipc"
-os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="course-grading-runtime-")
-if os.geteuid() == 0:  # as root each kernel runs as an unprivileged uid of its own, which creates its sockets here
-    os.chmod(os.environ["JUPYTER_RUNTIME_DIR"], 0o1777)
-c.KernelManager.ip = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], "kernel")  # socket paths: <runtime>/kernel-<port>
 if "autograde" in sys.argv:
     try:
         sandbox.bwrap_path()
     except sandbox.SandboxUnavailable as error:
         raise SystemExit(f"nbgrader autograde stopped: {error}")
+    sandbox.install_kernelspec()
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS), os.environ.get("JUPYTER_PATH")]))
+    c.Execute.kernel_name = sandbox.KERNEL_NAME
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,  # noqa: E402
+                                    LimitOutput, SaveAutoGrades)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [execute.GradeOutsideKernel, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # Feedback shows each check's message but neither hidden test code nor tracebacks quoting it (autograder/feedback.py).
-from nbgrader.preprocessors import GetGrades  # noqa: E402
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-import feedback  # noqa: E402
-
 c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, CSSHTMLHeaderPreprocessor]

@@ -69,21 +69,19 @@ def bwrap_path() -> str:
     return path
 
 
-GUARD = ("if not __import__('sys')._getframe(0).f_back.f_code.co_filename.startswith("
-         "__import__('os').path.dirname(__file__)): raise RuntimeError({message!r})\n")
-
-
 def masked_source(source: str, functions: list[str]) -> str:
-    """``source`` with a guard at the top of each named top-level function: called from outside the helpers
-    package (a notebook cell), it raises; called by another helper (a plot, a demo), it runs as before."""
+    """``source`` with the body of each named top-level function removed: it keeps its signature and docstring
+    and raises ``RuntimeError(MASK_MESSAGE)``. Nothing of the reference answer stays in the sandbox's view, so
+    neither a notebook cell nor a helper that would call it can run it."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     for node in sorted((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in functions),
                        key=lambda n: n.lineno, reverse=True):
         first = node.body[0]
         docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-        at = first.end_lineno if docstring else first.lineno - 1
-        lines.insert(at, " " * first.col_offset + GUARD.format(message=MASK_MESSAGE))
+        start = first.end_lineno if docstring else first.lineno - 1
+        indent = " " * first.col_offset
+        lines[start:node.end_lineno] = [f"{indent}raise RuntimeError({MASK_MESSAGE!r})\n"]
     return "".join(lines)
 
 
@@ -219,19 +217,14 @@ def run_kernel(connection_file: Path) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="course-sandbox-"))
     try:
         helpers_dir = masked_helpers(assignment, scratch / "masked")
-        work = scratch / "work"
+        work = scratch / "work"  # empty: nothing of the submission's folder (nor the graded notebook) is in view
         work.mkdir()
-        for item in cwd.iterdir():  # the submission's folder, copied: the kernel never writes to it
-            if item.is_file() and item.stat().st_size < (16 << 20):
-                shutil.copy2(item, work / item.name)
         shutil.copy2(connection_file, work / ".kernel.json")
-        if uid is not None:
-            for path in [work, *work.rglob("*")]:
+        if uid is not None:  # the kernel's own uid creates its sockets in the kernel's private folder
+            for path in (work, work / ".kernel.json", runtime_dir):
                 os.chown(path, uid, uid)
-            if runtime_dir.stat().st_mode & 0o1777 != 0o1777:
-                raise SandboxUnavailable(f"the kernel's socket folder {runtime_dir} must have mode 1777 "
-                                         "(autograder/nbgrader_config.py creates it so)")
-        kernel = [str(Path(sys.prefix) / "bin" / "python"), "-m", "ipykernel_launcher", "-f",
+        # -I: isolated start (no cwd on sys.path, no PYTHON* variables, no user site-packages)
+        kernel = [str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "ipykernel_launcher", "-f",
                   str(cwd / ".kernel.json")]
         command = bwrap_command(kernel, work, cwd, runtime_dir, helpers_dir, uid)
         process = subprocess.Popen(command, preexec_fn=lambda: _set_limits(

@@ -1,0 +1,346 @@
+"""nbgrader's execute step, with the verdict outside the kernel: ``GradeOutsideKernel``.
+
+Stock ``nbgrader autograde`` runs every cell, tests included, in the kernel that runs the student's code, and
+scores each test cell from what that kernel reports. Here (configured in autograder/nbgrader_config.py, so stock
+``nbgrader autograde`` and ``./course grade`` take the same path):
+- the student's cells and the locked demo cells run in the sandboxed kernel (autograder/sandbox.py), as before;
+- test cells never enter it: their source is taken from the gradebook (hidden tests included) and run in this
+  process by autograder/remote.py, with the student's functions called in the kernel through the agent
+  (autograder/agent.py) and plain data (autograder/wire.py) coming back;
+- each test cell's outputs are written here: none when it passed, one error output with the check's message when
+  it failed; nbgrader's SaveAutoGrades then scores them as usual;
+- hidden cases are drawn from a seed made of the course secret and the submission (``grading_seed``);
+- kernel outputs are capped in bytes (per output message, per cell, per notebook, display data included) while
+  they arrive; what was cut is recorded in the notebook's metadata (``course.reasons``);
+- each kernel gets a private socket folder of its own, removed when it stops.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import DeadKernelError
+from nbformat.notebooknode import NotebookNode, from_dict
+from nbgrader.preprocessors import Execute
+from traitlets import Integer, Unicode
+
+from autograder import remote, wire
+
+HERE = Path(__file__).resolve().parent
+SECRET_FILE = HERE / "course-secret"  # git-ignored; made on first use
+REPLY_EXPRESSION = "__course_agent__.reply"
+
+
+def course_secret(path: Path = SECRET_FILE) -> bytes:
+    """The course's grading secret (created with mode 0600 on first use)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip().encode()
+
+
+def grading_seed(secret: bytes, student: str, assignment: str, notebook: str, answers: list[str]) -> tuple[int, ...]:
+    """Four 32-bit words from the secret and the submission (its id and its answer cells' text)."""
+    digest = hashlib.sha256(secret)
+    for part in (student, assignment, notebook, *answers):
+        digest.update(len(part.encode()).to_bytes(8, "little") + part.encode())
+    raw = digest.digest()
+    return tuple(int.from_bytes(raw[i:i + 4], "little") for i in range(0, 16, 4))
+
+
+def agent_code() -> str:
+    """The code that installs the agent in the kernel (wire.py and agent.py as source; no test code)."""
+    wire_source = (HERE / "wire.py").read_text()
+    agent_source = (HERE / "agent.py").read_text()
+    return ("def __course_boot__(wire_source, agent_source):\n"
+            "    import types\n"
+            "    wire = types.ModuleType('course_wire')\n"
+            "    exec(compile(wire_source, '<course wire>', 'exec'), wire.__dict__)\n"
+            "    agent = types.ModuleType('course_agent')\n"
+            "    agent.__dict__['wire'] = wire\n"
+            "    exec(compile(agent_source, '<course agent>', 'exec'), agent.__dict__)\n"
+            "    return agent.Agent(get_ipython().user_ns)\n"
+            f"__course_agent__ = __course_boot__({wire_source!r}, {agent_source!r})\n"
+            "del __course_boot__\n")
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """A kernel manager that gives every kernel a private socket folder (mode 0700) and removes it afterwards."""
+
+    private_folder: str | None = None
+
+    async def _async_pre_start_kernel(self, **kw):
+        self.private_folder = tempfile.mkdtemp(prefix="course-kernel-")
+        self.transport = "ipc"
+        self.ip = os.path.join(self.private_folder, "kernel")
+        self.connection_file = os.path.join(self.private_folder, "kernel.json")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and self.private_folder:
+            shutil.rmtree(self.private_folder, ignore_errors=True)
+            self.private_folder = None
+
+    cleanup_resources = _async_cleanup_resources
+
+
+class KernelChannel(remote.Channel):
+    """Requests to the agent as silent ``execute_request``s; the reply comes back in ``user_expressions``."""
+
+    def __init__(self, client: "GradeOutsideKernel"):
+        self.client = client
+        self.deadline = float("inf")
+        self.busy = False
+
+    def request(self, message: dict) -> dict:
+        if self.client.kernel_gone:
+            raise remote.KernelGone(self.client.kernel_gone)
+        self.busy = True
+        try:
+            return run_sync(self._request)(wire.dumps(message))
+        finally:
+            self.busy = False
+
+    async def _request(self, text: str) -> dict:
+        content = await self.execute(f"__course_agent__.handle({text!r})", {"reply": REPLY_EXPRESSION})
+        if content.get("status") != "ok":
+            raise remote.RemoteError("GradingAgentError", "the kernel could not run the grader's request "
+                                     f"({str(content.get('ename', 'error'))[:80]}); was __course_agent__ replaced?")
+        data = content.get("user_expressions", {}).get("reply", {}).get("data", {}).get("text/plain")
+        return wire.loads(_string_literal(data))
+
+    def run_quietly(self, code: str, seconds: float) -> dict:
+        """Execute ``code`` silently in the kernel (no history, no output kept); returns the reply's content."""
+        self.deadline = time.monotonic() + seconds
+        return run_sync(self.execute)(code, {})
+
+    async def execute(self, code: str, expressions: dict) -> dict:
+        """Send a silent execute_request and wait for its reply until ``self.deadline``; drops its output."""
+        kc, km = self.client.kc, self.client.km
+        msg_id = kc.execute(code, silent=True, store_history=False, user_expressions=expressions, allow_stdin=False,
+                            stop_on_error=False)
+        reply = None
+        while reply is None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                await self._interrupt(msg_id)
+                raise remote.CellTimeout(f"the test ran longer than {self.client.test_timeout} s")
+            try:
+                msg = await kc.shell_channel.get_msg(timeout=min(remaining, 2.0))
+            except queue.Empty:
+                if not await km.is_alive():
+                    self.client.kernel_gone = "the kernel died (os._exit, a crash or the memory limit)"
+                    raise remote.KernelGone(self.client.kernel_gone) from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                reply = msg
+        await self._drain(msg_id, time.monotonic() + 5)
+        content = reply.get("content", {})
+        return content if isinstance(content, dict) else {}
+
+    async def _drain(self, msg_id: str, until: float) -> None:
+        """Read (and drop) the kernel's output for this request, up to its idle status."""
+        kc = self.client.kc
+        while time.monotonic() < until:
+            try:
+                msg = await kc.iopub_channel.get_msg(timeout=max(0.01, until - time.monotonic()))
+            except queue.Empty:
+                return
+            if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg.get("msg_type") == "status"
+                    and msg.get("content", {}).get("execution_state") == "idle"):
+                return
+
+    async def _interrupt(self, msg_id: str) -> None:
+        km, kc = self.client.km, self.client.kc
+        try:
+            await km.interrupt_kernel()
+            until = time.monotonic() + 10
+            while time.monotonic() < until:
+                msg = await kc.shell_channel.get_msg(timeout=max(0.01, until - time.monotonic()))
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    await self._drain(msg_id, time.monotonic() + 2)
+                    return
+        except Exception:  # noqa: BLE001: an unresponsive kernel is treated as gone
+            pass
+        self.client.kernel_gone = "the kernel stopped answering after a test timed out"
+
+
+def _string_literal(text) -> str:
+    """The string whose repr ``text`` is (how IPython returns a str expression); WireError otherwise."""
+    if type(text) is not str or len(text) > wire.MAX_BYTES * 2 or text[:1] not in ("'", '"'):
+        raise wire.WireError("the kernel's reply is missing or not a string")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
+        raise wire.WireError("the kernel's reply is not a string") from None
+    if type(value) is not str:
+        raise wire.WireError("the kernel's reply is not a string")
+    return value
+
+
+class GradeOutsideKernel(Execute):
+    """nbgrader's Execute preprocessor with test cells run in the grader's process (see the module docstring)."""
+
+    test_timeout = Integer(60, help="Seconds a test cell may run, its calls into the kernel included.").tag(config=True)
+    output_limit = Integer(1 << 20, help="Bytes one output message of the kernel may have.").tag(config=True)
+    cell_output_limit = Integer(2 << 20, help="Bytes of output one cell may have.").tag(config=True)
+    notebook_output_limit = Integer(8 << 20, help="Bytes of output the whole notebook may have.").tag(config=True)
+    secret_file = Unicode(str(SECRET_FILE), help="The course's grading secret (git-ignored).").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
+        super().__init__(*args, **kwargs)
+
+    # --- the notebook -----------------------------------------------------------------------------------------------
+
+    def preprocess(self, nb, resources=None, km=None):
+        self.tests, self.locked_sources, self.answer_names, self.answer_ids = self._from_gradebook(resources)
+        self.kernel_gone = ""
+        self.agent_ready = False
+        self.namespace = None
+        self.reasons: list[str] = []
+        self.notebook_bytes = 0
+        self.channel = KernelChannel(self)
+        from helpers import checks  # the grader's own copy
+
+        info = resources.get("nbgrader", {}) if resources else {}
+        answers = [cell.source for cell in nb.cells if _grade_id(cell) in self.answer_ids]
+        checks._grading_seed = grading_seed(course_secret(Path(self.secret_file)), str(info.get("student", "")),
+                                            str(info.get("assignment", "")), str(info.get("notebook", "")), answers)
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        finally:
+            checks._grading_seed = None
+        course = nb.metadata.setdefault("course", {})
+        course["reasons"] = list(dict.fromkeys(self.reasons))
+        for reason in course["reasons"]:
+            self.log.warning("%s", reason)
+        return nb, resources
+
+    def _from_gradebook(self, resources):
+        """Test cells (grade_id -> source, hidden tests included), locked code sources, answer names and ids."""
+        from nbgrader.api import Gradebook
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
+            graded = {cell.name for cell in notebook.grade_cells if cell.cell_type == "code"}
+            answers = {cell.name for cell in notebook.solution_cells}
+            sources = {cell.name: cell for cell in notebook.source_cells}
+            tests = {name: sources[name].source for name in graded - answers if name in sources}
+            locked = [cell.source for cell in notebook.source_cells
+                      if cell.cell_type == "code" and cell.locked and cell.name not in graded | answers]
+            stubs = [sources[name].source for name in answers if name in sources and sources[name].cell_type == "code"]
+        return tests, locked, remote.defined_names(stubs), answers
+
+    # --- one cell ---------------------------------------------------------------------------------------------------
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        grade_id = _grade_id(cell)
+        if grade_id in self.tests:
+            self._run_test(cell, grade_id)
+            return cell, resources
+        if self.kernel_gone:
+            cell.outputs = [from_dict({"output_type": "stream", "name": "stdout",
+                                       "text": f"(not run: {self.kernel_gone})\n"})]
+            return cell, resources
+        if not self.agent_ready:
+            self._install_agent()
+        self.cell_bytes, self.cell_cut = 0, False
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self.kernel_gone = "the kernel died (os._exit, a crash or the memory limit)"
+            self.reasons.append(f"{self.kernel_gone} in {grade_id or 'a student cell'}; later tests scored 0")
+            return cell, resources
+
+    def _install_agent(self) -> None:
+        self.agent_ready = True
+        try:
+            content = self.channel.run_quietly(agent_code(), self.startup_timeout)
+        except (remote.KernelGone, remote.CellTimeout):
+            content = {}
+        if content.get("status") != "ok":
+            self.reasons.append("the grading agent could not start in the kernel; tests scored 0")
+            self.kernel_gone = "the grading agent could not start in the kernel"
+
+    def _run_test(self, cell, grade_id: str) -> None:
+        if self.namespace is None:
+            self.namespace = remote.build_namespace(self.locked_sources)
+        if not self.agent_ready and not self.kernel_gone:
+            self._install_agent()
+        self.channel.deadline = time.monotonic() + self.test_timeout
+        previous = signal.signal(signal.SIGALRM, self._alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.test_timeout + 1)
+        try:
+            outcome = remote.run_test(self.tests[grade_id], self.namespace, self.channel, self.answer_names, grade_id)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        if outcome.ename == "CellTimeout":
+            self.reasons.append(f"{grade_id}: the test ran longer than {self.test_timeout} s")
+        cell.outputs = [from_dict(output) for output in outcome.output()]
+        cell.execution_count = None
+
+    def _alarm(self, signum, frame):
+        if not self.channel.busy:  # a call into the kernel times out by itself (and interrupts the kernel)
+            raise remote.CellTimeout(f"the test ran longer than {self.test_timeout} s")
+
+    # --- outputs ------------------------------------------------------------------------------------------------------
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = _message_bytes(msg)
+        cell = self.nb.cells[cell_index]
+        where = _grade_id(cell) or f"student cell {cell.get('id', cell_index)}"
+        limit = None
+        if size > self.output_limit:
+            limit = f"an output of {size} bytes (limit {self.output_limit})"
+        elif getattr(self, "cell_bytes", 0) + size > self.cell_output_limit:
+            limit = f"over {self.cell_output_limit} bytes of output"
+        elif self.notebook_bytes + size > self.notebook_output_limit:
+            limit = f"the notebook's output over {self.notebook_output_limit} bytes"
+        if limit:
+            if not self.cell_cut:
+                self.cell_cut = True
+                self.reasons.append(f"output of {where} cut: {limit}")
+                outs.append(from_dict({"output_type": "stream", "name": "stdout",
+                                       "text": f"\n... output cut by the grader: {limit} ...\n"}))
+            return None
+        self.cell_bytes = getattr(self, "cell_bytes", 0) + size
+        self.notebook_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def _message_bytes(msg: dict) -> int:
+    content = msg.get("content", {})
+    total = len(str(content.get("text", ""))) + len(str(content.get("evalue", "")))
+    total += sum(len(str(line)) for line in content.get("traceback", []) or [])
+    for bundle in (content.get("data") or {}, content.get("metadata") or {}):
+        total += sum(len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+                     for value in bundle.values())
+    return total
+
+
+def _grade_id(cell) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
+
+
+__all__ = ["GradeOutsideKernel", "SandboxKernelManager", "grading_seed", "course_secret", "NotebookNode"]
