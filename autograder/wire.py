@@ -65,7 +65,7 @@ def helper_function(path: str):
 def is_helper_object(value) -> bool:
     module = type(value).__module__ or ""
     return (module.startswith(HELPERS_PACKAGE + ".") and hasattr(value, "__dict__")
-            and not isinstance(value, BaseException) and not callable(value))
+            and not isinstance(value, (type, BaseException)))
 
 
 def _array(value: np.ndarray) -> dict:
