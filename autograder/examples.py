@@ -65,15 +65,66 @@ HOSTILE = {
                       {"reason": "absolute path"}),
     "monkeypatch-numpy": (lambda s: "np.allclose = lambda *a, **k: True\n"
                                     "np.testing.assert_allclose = lambda *a, **k: None\n\n" + SIGN_FLIP(s),
-                          {**LOSES_TARGET, "reason": "tampering"}),
-    "hide-errors": (lambda s: "get_ipython().showtraceback = lambda *a, **k: None\n\n" + SIGN_FLIP(s),
-                    {**LOSES_TARGET, "reason": "tampering"}),
+                          LOSES_TARGET),
+    "hide-errors": (lambda s: "get_ipython().showtraceback = lambda *a, **k: None\n\n" + SIGN_FLIP(s), LOSES_TARGET),
     "delegate-reference": (lambda s: "from helpers.gradient_descent import gradient_descent as _reference\n\n\n"
                                      "def gradient_descent(grad, w0, eta, n_steps):\n"
                                      "    return _reference(grad, w0, eta, n_steps)\n",
                            {**LOSES_TARGET, "reason": "reference implementation"}),
     "kill-parent": (_prefix("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), {"reason": "os.kill"}),
 }
+
+# Attacks on the verdict itself (each with a wrong answer, so that any point it keeps was taken, not earned).
+# The verdict is computed in the grader's process (autograder/execute.py): none of these can reach it.
+_FAKE = "type('Fake', (), {'__getattr__': lambda self, name: (lambda *a, **k: None)})()"
+VERDICT_ATTACKS = {
+    "input-transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
+    "numpy-alias-allclose": "import numpy as _n\n_n.allclose = lambda *a, **k: True\n_n.array_equal = lambda *a, **k: True",
+    "swap-checks": f"vars().update(checks={_FAKE})",
+    "check-kwdefaults": "checks.expect_close.__kwdefaults__.update(rtol=1e9, atol=1e9)",
+    "builtin-replaced": "import builtins\nbuiltins.abs = lambda x: 0 * x\nbuiltins.bool = lambda *a: True",
+    "display-hook": "import sys\nsys.displayhook('11')",
+    "post-run-hook": ("def _clear(result):\n    result.error_in_exec = None\n"
+                      "get_ipython().events.register('post_run_cell', _clear)"),
+    "trace-hook": ("import sys\ndef _tracer(frame, event, arg):\n    if 'expected' in frame.f_locals:\n"
+                   "        frame.f_locals['actual'] = frame.f_locals['expected']\n    return _tracer\n"
+                   "getattr(sys, 'set' + 'trace')(_tracer)\nimport threading\nthreading.settrace(_tracer)"),
+    "exception-hook": ("import sys\nsys.excepthook = lambda *a: None\n"
+                       "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)"),
+    "reference-source": ("import inspect, helpers.gradient_descent as _g\n"
+                         "exec('\\n'.join(l for l in inspect.getsource(_g.gradient_descent).splitlines() "
+                         "if 'RuntimeError' not in l and 'getframe' not in l))"),
+}
+
+# The answer itself lies: what it returns pretends to equal anything, or reads what it should not.
+LYING_ANSWERS = {
+    "lying-eq": ("class _Liar:\n    def __eq__(self, other): return True\n    def __array__(self, *a, **k):\n"
+                 "        import sys\n        f = sys._getframe(1)\n        while f and 'expected' not in f.f_locals: f = f.f_back\n"
+                 "        return np.asarray(f.f_locals['expected']) if f else np.zeros(1)\n"
+                 "def gradient_descent(grad, w0, eta, n_steps):\n    return _Liar()\n"),
+    "ndarray-subclass": ("class _Always(np.ndarray):\n    def __eq__(self, other): return np.ones(np.shape(other), bool)\n"
+                         "    def __array_function__(self, *a, **k): return True\n"
+                         "def gradient_descent(grad, w0, eta, n_steps):\n"
+                         "    return np.zeros((n_steps + 1, np.size(w0))).view(_Always)\n"),
+    "getattr-fake": ("class _Anything:\n    def __getattr__(self, name): return lambda *a, **k: self\n"
+                     "def gradient_descent(grad, w0, eta, n_steps):\n    return _Anything()\n"),
+    "wire-lookalike": ("def gradient_descent(grad, w0, eta, n_steps):\n"
+                       "    return {'$sent': 0, '$ref': 0, '$array': {'dtype': 'float64', 'shape': [4, 1]}}\n"),
+    "forge-agent-reply": ("_real = __course_agent__.handle if '__course_agent__' in dir() else None\n"
+                          "def _forged(text):\n    __course_agent__.reply = '{\"ok\": true, \"updates\": [[0, 1]]}'\n"
+                          "try:\n    __course_agent__.handle = _forged\nexcept NameError:\n    pass\n"
+                          + "def gradient_descent(grad, w0, eta, n_steps):\n    return None\n"),
+    "caller-source-in-message": ("def gradient_descent(grad, w0, eta, n_steps):\n"
+                                 "    import sys, linecache\n    text = []\n    f = sys._getframe(1)\n"
+                                 "    while f:\n        text += linecache.getlines(f.f_code.co_filename)\n"
+                                 "        text.append(repr(f.f_locals)[:2000])\n        f = f.f_back\n"
+                                 "    raise ValueError(''.join(text)[-3000:])\n"),
+    "read-working-folder": ("import glob, os\n"
+                            "for _path in glob.glob('*') + glob.glob('../*/*.ipynb') + glob.glob('/tmp/**/*.ipynb', recursive=True):\n"
+                            "    try:\n        print(open(_path).read()[:100000])\n    except Exception:\n        pass\n"
+                            "print(In)\n" + "def gradient_descent(grad, w0, eta, n_steps):\n    return None\n"),
+}
+
 
 
 def _filled(nb_student, solutions: dict[str, str], blank: tuple[str, ...] = ()):
@@ -117,6 +168,20 @@ def build(folder: Path) -> dict[str, dict]:
         nb = copy.deepcopy(good)
         _cell(nb, TARGET).source = change(answers[TARGET])
         write("hostile-" + name, nb, expectation)
+    for name, attack in VERDICT_ATTACKS.items():
+        nb = copy.deepcopy(good)
+        _cell(nb, TARGET).source = attack + "\n\n" + SIGN_FLIP(answers[TARGET])
+        write("hostile-" + name, nb, LOSES_TARGET)
+    for name, answer in LYING_ANSWERS.items():
+        nb = copy.deepcopy(good)
+        _cell(nb, TARGET).source = answer
+        write("hostile-" + name, nb, LOSES_TARGET)
+    nb = copy.deepcopy(student)  # blank, plus one cell that makes every later cell do nothing
+    nb.cells.insert(3, nbformat.v4.new_code_cell(VERDICT_ATTACKS["input-transformer"]))
+    write("hostile-blank-plus-transformer", nb, {"max_score": 0.0})
+    nb = copy.deepcopy(good)
+    nb.cells.append(nbformat.v4.new_code_cell("print(In)\nprint(Out)"))
+    write("hostile-print-history", nb, {"full": True})
     nb = copy.deepcopy(good)
     _cell(nb, TARGET).source = SIGN_FLIP(answers[TARGET])
     for test in TARGET_TESTS:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
@@ -226,8 +226,8 @@ class GradeOutsideKernel(Execute):
         finally:
             checks._grading_seed = None
         course = nb.metadata.setdefault("course", {})
-        course["reasons"] = list(dict.fromkeys(self.reasons))
-        for reason in course["reasons"]:
+        course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *self.reasons]))
+        for reason in self.reasons:
             self.log.warning("%s", reason)
         return nb, resources
 
@@ -263,12 +263,20 @@ class GradeOutsideKernel(Execute):
         if not self.agent_ready:
             self._install_agent()
         self.cell_bytes, self.cell_cut = 0, False
+        where = grade_id or f"student cell {cell.get('id', index)}"
         try:
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self.kernel_gone = "the kernel died (os._exit, a crash or the memory limit)"
-            self.reasons.append(f"{self.kernel_gone} in {grade_id or 'a student cell'}; later tests scored 0")
-            return cell, resources
+            self.reasons.append(f"{self.kernel_gone} in {where}; later tests scored 0")
+        except CellTimeoutError:
+            self.reasons.append(f"CellTimeoutError in {where}: its output did not arrive in time")
+        except Exception as error:  # noqa: BLE001: a kernel that misbehaves costs its own submission only
+            self.kernel_gone = f"the kernel stopped working ({type(error).__name__})"
+            self.reasons.append(f"{self.kernel_gone} in {where}; later tests scored 0")
+        cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": self.reasons[-1],
+                                       "traceback": [self.reasons[-1]]}))
+        return cell, resources
 
     def _install_agent(self) -> None:
         self.agent_ready = True

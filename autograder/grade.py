@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import preflight, sandbox
+from autograder import execute, preflight, sandbox
 from tools.release import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,9 +144,11 @@ def scratch_course(assignment: str, gradebook: Path) -> Path:
     course = Path(tempfile.mkdtemp(prefix="course-grading-"))
     (course / "autograder").mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    for name in ("nbgrader_config.py", "sandbox.py", "feedback.py"):
-        shutil.copy2(COURSE / name, course / "autograder" / name)
+    for path in COURSE.glob("*.py"):  # the grading code: configuration, sandbox, execute step, wire, agent
+        shutil.copy2(path, course / "autograder" / path.name)
+    shutil.copy2(execute.SECRET_FILE, course / "autograder" / execute.SECRET_FILE.name)
     shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
+    shutil.copytree(ROOT / "notebooks" / assignment, course / "notebooks" / assignment)
     shutil.copy2(gradebook, course / "autograder" / "gradebook.db")
     return course
 
@@ -175,7 +177,7 @@ def grade_one(submission: Submission, gradebook: Path, limits: dict, cell_timeou
         log = "nbgrader did not finish in time"
     autograded = course / "autograder" / "autograded" / submission.student / submission.assignment
     scores = read_scores(course, submission.assignment, submission.student) if autograded.is_dir() else {}
-    reasons += outcome_reasons(course, submission, log, scores)
+    reasons = list(dict.fromkeys(reasons + outcome_reasons(course, submission, log, scores)))
     status = "graded" if scores else "failed"
     return Result(submission.student, submission.assignment, scores, reasons, time.perf_counter() - start,
                   course, status)
@@ -200,13 +202,15 @@ def outcome_reasons(course: Path, submission: Submission, log: str, scores: dict
     notebook = autograded / f"{submission.assignment}.ipynb"
     if notebook.exists():
         nb = json.loads(notebook.read_text())
+        reasons += [r for r in nb.get("metadata", {}).get("course", {}).get("reasons", []) if isinstance(r, str)]
         for cell in nb["cells"]:
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "a student cell")
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error" and out.get("ename") in ("CellTimeoutError", "DeadKernelError",
                                                                               "MemoryError", "BlockingIOError"):
                     reasons.append(f"{out['ename']} in {grade_id}")
-                if out.get("output_type") == "error" and sandbox.MASK_MESSAGE in out.get("evalue", ""):
+                locked = cell.get("metadata", {}).get("nbgrader", {}).get("locked")
+                if out.get("output_type") == "error" and sandbox.MASK_MESSAGE in out.get("evalue", "") and not locked:
                     reasons.append(f"{grade_id} called a reference implementation of the course (not available "
                                    "while grading)")
                 if out.get("output_type") == "stream" and "... Output truncated ..." in out.get("text", ""):
@@ -308,6 +312,7 @@ def main(argv: list[str]) -> int:
     try:
         sandbox.install_kernelspec()
         sandbox.self_test()
+        execute.course_secret()
     except sandbox.SandboxUnavailable as error:
         print(f"grade: stopped, nothing was graded: {error}", file=sys.stderr)
         return 2

@@ -12,8 +12,10 @@ the submission, in order, with their type and metadata. What a student can break
 | nbgrader metadata edited        | restored (points, grade flags, grade_id)                                |
 | duplicated cell or grade ids    | extra copies lose their nbgrader metadata, duplicate cell ids renamed   |
 | test or locked cell edited      | restored (nbgrader restores test cells itself; recorded here)           |
-| code that tampers with grading  | the cell is replaced by a stub that fails (see ``tampering``)           |
 
+Noteworthy code (network modules, process control, absolute paths) is recorded for review, not penalized: the
+verdict is computed outside the student's kernel (autograder/execute.py), so code in the notebook cannot change
+how it is judged, and no scan of spellings is needed to protect the checks.
 Student code is never executed here.
 """
 from __future__ import annotations
@@ -73,7 +75,7 @@ def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) ->
     release = nbformat.read(release_path, as_version=4)
     nb.cells = _repair_cells(nb.cells, release.cells, reasons)
     nb.metadata["kernelspec"] = copy.deepcopy(release.metadata.get("kernelspec", {}))
-    neutralize_tampering(nb, reasons)
+    record_notes(nb, reasons)
     return Preflight(nb, reasons)
 
 
@@ -136,105 +138,13 @@ def _restore(cell, ref, grade_id: str, reasons: list[str]) -> None:
         cell.source = ref.source
 
 
-# --- tampering: code that would change how the checks judge, rather than answer the exercise ------------------------
+# --- notes: what a reviewer may want to know about a submission's code ----------------------------------------------
 
-STUB = "raise NotImplementedError({message!r})"
-FORBIDDEN_NAMES = {"__import__", "exec", "eval", "compile", "get_ipython", "globals", "setattr", "delattr",
-                   "__builtins__", "builtins", "importlib", "ctypes", "gc"}
-FORBIDDEN_ATTRIBUTES = {"__code__", "__globals__", "__builtins__", "__dict__", "__class__", "__subclasses__",
-                        "excepthook", "modules", "showtraceback", "f_globals", "f_back", "settrace", "setprofile"}
 NOTED_MODULES = {"socket": "opens network connections (there is no network while grading)",
                  "urllib": "opens network connections (there is no network while grading)",
                  "http": "opens network connections (there is no network while grading)",
                  "subprocess": "starts processes (limited while grading)",
                  "multiprocessing": "starts processes (limited while grading)"}
-
-
-def protected_names(cells: list) -> dict[str, str]:
-    """Names the locked cells bind by import (np, plt, checks, helper functions): name -> module it imports."""
-    import ast
-
-    names: dict[str, str] = {}
-    for cell in cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") != "code" or meta.get("solution") or not meta.get("grade_id"):
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            names.update(_bindings(node))
-    return names
-
-
-def _bindings(node) -> dict[str, str]:
-    """name -> dotted target bound by an import statement (``import a.b`` binds a; ``import a.b as x`` binds x)."""
-    import ast
-
-    if isinstance(node, ast.Import):
-        return {(a.asname or a.name.split(".")[0]): (a.name if a.asname else a.name.split(".")[0]) for a in node.names}
-    if isinstance(node, ast.ImportFrom):
-        return {(a.asname or a.name): f"{node.module}.{a.name}" for a in node.names}
-    return {}
-
-
-def tampering(source: str, protected: dict[str, str]) -> list[str]:
-    """Why ``source`` (an answer or student cell) would tamper with grading; empty when it does not.
-
-    protected: the names the locked cells import (``protected_names``). Flagged: forbidden names and attributes
-    (exec, get_ipython, __code__, ...); storing into an attribute or item of an imported module (``np.allclose =``);
-    rebinding a protected name at the top level or through ``global`` (``checks = ...``, ``import math as np``,
-    ``def quadratic_gradient``). Local variables inside functions are the student's own.
-    """
-    import ast
-
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []  # a syntax error fails on its own
-    imported_here: dict[str, str] = {}
-    for node in ast.walk(tree):
-        imported_here.update(_bindings(node))
-    modules = set(protected) | set(imported_here)
-    declared_global = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
-            found.append(f"uses {node.id}")
-        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
-            found.append(f"uses .{node.attr}")
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            modules_named = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            found += [f"imports {m}" for m in modules_named if m.split(".")[0] in FORBIDDEN_NAMES]
-            found += [f"rebinds {bound}, which the checks use" for bound, target in _bindings(node).items()
-                      if bound in protected and protected[bound] != target]
-        elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            root = node
-            while isinstance(root, (ast.Attribute, ast.Subscript)):
-                root = root.value
-            if isinstance(root, ast.Name) and root.id in modules:
-                found.append(f"assigns into {root.id}, a module the checks use")
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in declared_global & set(protected):
-            found.append(f"rebinds {node.id}, which the checks use")
-    for node in _top_level(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in protected:
-            found.append(f"rebinds {node.id}, which the checks use")
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in protected:
-            found.append(f"redefines {node.name}, which the checks use")
-    return sorted(set(found))
-
-
-def _top_level(tree):
-    """The nodes of a module outside function and class bodies (the defining statements themselves included)."""
-    import ast
-
-    stack = list(tree.body)
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(node))
 
 
 def notes(source: str) -> list[str]:
@@ -259,17 +169,47 @@ def notes(source: str) -> list[str]:
     return sorted(set(found))
 
 
-def neutralize_tampering(nb, reasons: list[str]) -> None:
-    """Replace every answer or student-added code cell that tampers with grading by a stub that fails."""
-    protected = protected_names(nb.cells)
+def record_notes(nb, reasons: list[str]) -> None:
+    """Add a note for every answer or student-added code cell that does something noteworthy."""
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or (meta.get("grade_id") and not meta.get("solution")):
             continue  # locked cells are restored from the release
         where = meta.get("grade_id") or f"student cell {cell.get('id', '?')}"
-        for note in notes(cell.source):
-            reasons.append(f"note: {where} {note}")
-        found = tampering(cell.source, protected)
-        if found:
-            reasons.append(f"tampering in {where} ({'; '.join(found)}): cell replaced by a failing stub")
-            cell.source = STUB.format(message=f"removed by the grader: {'; '.join(found)}")
+        reasons += [f"note: {where} {note}" for note in notes(cell.source)]
+
+
+# --- the same repairs as a step of stock ``nbgrader autograde`` (autograder/nbgrader_config.py) ----------------------
+
+def release_notebook(assignment: str, notebook: str) -> Path:
+    """The released student notebook the submission is checked against (notebooks/<id>/<notebook>.ipynb)."""
+    return Path(__file__).resolve().parent.parent / "notebooks" / assignment / f"{notebook}.ipynb"
+
+
+def _make_repair_step():
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class RepairSubmission(NbGraderPreprocessor):
+        """Restore deleted, retyped and duplicated nbgrader cells and their metadata from the release, and note
+        noteworthy code; the reasons go to the notebook's metadata (``course.reasons``) and the log."""
+
+        def preprocess(self, nb, resources):
+            info = resources.get("nbgrader", {})
+            release_path = release_notebook(str(info.get("assignment", "")), str(info.get("notebook", "")))
+            reasons: list[str] = []
+            if release_path.is_file():
+                release = nbformat.read(release_path, as_version=4)
+                nb.cells = _repair_cells(nb.cells, release.cells, reasons)
+            else:
+                reasons.append(f"no released notebook at {release_path}: cells not checked against it")
+            record_notes(nb, reasons)
+            course = nb.metadata.setdefault("course", {})
+            course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *reasons]))
+            for reason in reasons:
+                self.log.warning("%s", reason)
+            return nb, resources
+
+    return RepairSubmission
+
+
+RepairSubmission = _make_repair_step()

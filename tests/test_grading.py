@@ -142,10 +142,31 @@ def test_feedback_shows_messages_but_no_hidden_tests(batch):
         assert "BEGIN HIDDEN TESTS" not in released.read_text()
 
 
+def test_no_hidden_test_line_in_any_output_or_feedback(batch):
+    """Hidden test code never enters the kernel, so no attack can print it; feedback is scanned as well."""
+    import html
+
+    from autograder.feedback import hidden_lines
+
+    course, _, _, _ = batch
+    source = json.loads((course / "solutions" / "01-learning-rate" / "01-learning-rate.ipynb").read_text())
+    lines = set().union(*(hidden_lines("".join(c["source"])) for c in source["cells"]))
+    assert len(lines) > 20
+    found = []
+    for notebook in (course / "autograder" / "autograded").rglob("*.ipynb"):
+        outputs = json.dumps([c.get("outputs", []) for c in json.loads(notebook.read_text())["cells"]])
+        found += [(notebook.parent.parent.name, line) for line in lines if json.dumps(line)[1:-1] in outputs]
+    for page in (course / "autograder" / "feedback").rglob("*.html"):
+        text = page.read_text()
+        found += [(page.parent.parent.name, line) for line in lines if line in text or html.escape(line) in text]
+    assert not found, found[:5]
+
+
 def test_grading_again_gives_the_same_scores(batch, tmp_path):
     course, submissions, _, rows = batch
     subset = tmp_path / "again"
-    for name in ("good", "partial", "mistake-start-point-missing", "hostile-monkeypatch-numpy", "hostile-infinite-loop"):
+    for name in ("good", "partial", "mistake-start-point-missing", "hostile-monkeypatch-numpy", "hostile-infinite-loop",
+                 "hostile-lying-eq"):
         shutil.copytree(submissions / name, subset / name)
     again = _grade(course, subset, tmp_path / "again.csv", "--no-feedback")
     for name, row in again.items():

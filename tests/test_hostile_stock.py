@@ -1,0 +1,99 @@
+"""The same attacks under stock ``nbgrader autograde`` run from the course root (no grading command around it).
+
+The verdict is computed by the execute step configured in autograder/nbgrader_config.py, so the stock path is
+as safe as ``./course grade``: every attack on the verdict and every lying answer loses the attacked exercise,
+the honest submission beside them keeps full marks, files planted next to the notebook shadow nothing, and no
+line of hidden test code reaches an output or the feedback.
+"""
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import examples
+from autograder.feedback import hidden_lines
+from tools.release import nbgrader
+from tools.roundtrip import copy_course, scores
+
+pytestmark = pytest.mark.xdist_group("grading")
+ASSIGNMENT = examples.ASSIGNMENT
+PLANTED = {"ipykernel_launcher.py": "open('/tmp/course-PWNED.txt', 'w').write('x')\nraise SystemExit(0)\n",
+           "numpy.py": "allclose = lambda *a, **k: True\n", "helpers.py": "raise SystemExit(0)\n"}
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    if shutil.which("bwrap") is None:
+        pytest.fail("bubblewrap is not installed: the grading sandbox cannot run")
+    Path("/tmp/course-PWNED.txt").unlink(missing_ok=True)
+    course = copy_course(tmp_path_factory.mktemp("stock") / "course")
+    built = tmp_path_factory.mktemp("built")
+    expected = examples.build(built)
+    chosen = ["good", "mistake-start-point-missing"] + ["hostile-" + n for n in (*examples.VERDICT_ATTACKS,
+                                                                               *examples.LYING_ANSWERS)]
+    chosen += ["hostile-blank-plus-transformer", "hostile-print-history"]
+    for name in chosen:
+        folder = course / "autograder" / "submitted" / name / ASSIGNMENT
+        folder.mkdir(parents=True)
+        shutil.copy2(built / name / f"{ASSIGNMENT}.ipynb", folder / f"{ASSIGNMENT}.ipynb")
+    planted = course / "autograder" / "submitted" / "planted-files" / ASSIGNMENT
+    planted.mkdir(parents=True)
+    shutil.copy2(built / "good" / f"{ASSIGNMENT}.ipynb", planted / f"{ASSIGNMENT}.ipynb")
+    for name, text in PLANTED.items():
+        (planted / name).write_text(text)
+    expected["planted-files"] = {"full": True}
+    generate = nbgrader("generate_assignment", ASSIGNMENT, "--force", root=course, check=False)
+    assert generate.returncode == 0, generate.stderr[-2000:]
+    run = nbgrader("autograde", ASSIGNMENT, "--force", root=course, check=False, timeout=3000)
+    feedback = nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course, check=False, timeout=600)
+    return course, {name: expected[name] for name in [*chosen, "planted-files"]}, scores(course, ASSIGNMENT), run, feedback
+
+
+def test_every_submission_is_graded(stock):
+    _, expected, got, run, _ = stock
+    assert set(got) == set(expected), (sorted(set(expected) - set(got)), run.stderr[-3000:])
+
+
+def test_attacks_lose_the_attacked_exercise_and_honest_work_keeps_full_marks(stock):
+    _, expected, got, _, _ = stock
+    problems = []
+    for name, want in expected.items():
+        cells = got.get(name, {})
+        total = sum(score for score, _ in cells.values())
+        if want.get("full") and total != examples_full(cells):
+            problems.append(f"{name}: {total}")
+        lost = want.get("lost", [])
+        if [c for c in lost if cells.get(c, (0, 0))[0] != 0]:
+            problems.append(f"{name}: kept points on {lost}")
+        if total > want.get("max_score", 11.0):
+            problems.append(f"{name}: {total} above {want['max_score']}")
+    assert not problems, problems
+
+
+def examples_full(cells) -> float:
+    return sum(maximum for _, maximum in cells.values())
+
+
+def test_planted_files_shadow_nothing(stock):
+    assert not Path("/tmp/course-PWNED.txt").exists()
+
+
+def test_no_hidden_test_line_in_outputs_or_feedback(stock):
+    course, expected, _, _, feedback = stock
+    source = nbformat.read(course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    lines = set().union(*(hidden_lines(c.source) for c in source.cells))
+    found = []
+    for notebook in (course / "autograder" / "autograded").rglob("*.ipynb"):
+        outputs = json.dumps([c.get("outputs", []) for c in json.loads(notebook.read_text())["cells"]])
+        found += [(notebook.parent.parent.name, line) for line in lines if json.dumps(line)[1:-1] in outputs]
+    pages = list((course / "autograder" / "feedback").rglob("*.html"))
+    assert len(pages) == len(expected), feedback.stderr[-2000:]
+    for page in pages:
+        text = page.read_text()
+        found += [(page.parent.parent.name, line) for line in lines if line in text or html.escape(line) in text]
+    assert not found, found[:5]
