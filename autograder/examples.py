@@ -72,6 +72,14 @@ HOSTILE = {
                                      "    return _reference(grad, w0, eta, n_steps)\n",
                            {**LOSES_TARGET, "reason": "reference implementation"}),
     "kill-parent": (_prefix("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), {"reason": "os.kill"}),
+    "flood-one-line": (_prefix("print('x' * 40_000_000)\nprint('y' * 40_000_000)"), {"reason": "output of"}),
+    "flood-images": (_prefix("from IPython.display import Image, display\nfor _ in range(40):\n"
+                             "    display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + bytes(2_000_000), format='png'))"),
+                     {"reason": "output of"}),
+    "disk-fill": (_prefix("import os\nfor _folder in ('.', '/tmp', '/dev/shm'):\n    try:\n"
+                          "        with open(os.path.join(_folder, 'fill'), 'wb') as _f:\n"
+                          "            for _ in range(2000):\n                _f.write(bytes(1 << 20))\n"
+                          "    except OSError:\n        pass"), {"full": True}),
 }
 
 # Attacks on the verdict itself (each with a wrong answer, so that any point it keeps was taken, not earned).

@@ -157,7 +157,10 @@ def grade_one(submission: Submission, gradebook: Path, limits: dict, cell_timeou
     """Pre-flight, then stock nbgrader autograde in a scratch course; never raises for a bad submission."""
     start = time.perf_counter()
     release = ROOT / "notebooks" / submission.assignment / f"{submission.assignment}.ipynb"
-    checked = preflight.check(submission.path, release)
+    try:
+        checked = preflight.check(submission.path, release)
+    except Exception as error:  # noqa: BLE001: any file, however malformed, costs only its own submission
+        checked = preflight.Preflight(None, [f"rejected: pre-flight could not read it ({type(error).__name__})"])
     reasons = submission.reasons + checked.reasons
     if checked.rejected:
         return Result(submission.student, submission.assignment, {}, reasons, time.perf_counter() - start,
@@ -330,7 +333,13 @@ def main(argv: list[str]) -> int:
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(grade_one, s, snapshot, limits, args.cell_timeout) for s in submissions]
         for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-            result = future.result()
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001: a worker that fails costs only its submission
+                submission = submissions[futures.index(future)]
+                result = Result(submission.student, submission.assignment, {},
+                                [f"not graded: the grader failed on it ({type(error).__name__}: {error})"[:300]],
+                                0.0, status="failed")
             merge(result, gradebooks[result.assignment])
             if result.autograded:
                 shutil.rmtree(result.autograded, ignore_errors=True)

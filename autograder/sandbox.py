@@ -5,13 +5,16 @@ written by ``install_kernelspec``; its command is this file, ``python autograder
 That launcher starts ipykernel under bubblewrap (Debian's ``bwrap``) with:
 
 - a read-only view of only what the kernel needs: the system's /usr, the Python installation, the virtual
-  environment and the ``helpers`` package (with the assignment's reference answers masked, see ``MASKS``);
+  environment and the ``helpers`` package (with the assignment's reference answers removed, see ``MASKS``);
   no view of solutions/, the gradebook, submitted work or anything else of the repository or home folders;
 - no network (a new network namespace; the kernel talks to nbgrader over Unix sockets, ``transport = "ipc"``);
-- a private writable scratch folder as working and home folder, discarded afterwards;
+- an empty working and home folder, /tmp and /dev/shm, each memory of a fixed size (``disk_mb``), discarded
+  afterwards: nothing the kernel writes reaches the host's disk;
+- an isolated Python start (``python -I``: no working folder on sys.path, no PYTHON* variables);
 - limits: address space (``--memory-mb``, default 2048), processes (``--max-processes``), file size, open files,
-  and the wall time of the whole notebook (``--wall-seconds``); as root it also drops to an unprivileged uid of
-  its own (the process limit counts per uid, so a fork bomb exhausts only its own sandbox).
+  CPU seconds per process, and the wall time of the whole notebook (``--wall-seconds``); as root it also drops to
+  an unprivileged uid of its own (the process limit counts per uid, so a fork bomb exhausts only its own sandbox;
+  as a normal user the limit is the user's processes plus ``max_processes``).
 
 When the sandbox cannot start, the kernel does not start: grading fails with the reason, never unsandboxed.
 """
@@ -33,7 +36,8 @@ KERNEL_NAME = "course-sandbox"
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ROOT / "autograder" / "jupyter"  # on JUPYTER_PATH while grading (set in nbgrader_config.py)
 UID_BASE, UID_SPAN = 200_000, 100_000  # as root, each kernel runs as a uid of its own from this unused range
-DEFAULTS = {"memory_mb": 2048, "max_processes": 64, "wall_seconds": 900, "file_mb": 64, "open_files": 256}
+DEFAULTS = {"memory_mb": 2048, "max_processes": 64, "wall_seconds": 900, "file_mb": 64, "open_files": 256,
+            "disk_mb": 128, "cpu_seconds": 900}
 
 # Reference answers guarded while an assignment is graded: module -> functions that raise when a notebook cell calls
 # them (other helpers still may). A submission that delegates an exercise to them fails it, with this message.
@@ -127,9 +131,13 @@ def free_uid() -> int:
             return uid
 
 
-def bwrap_command(argv: list[str], scratch: Path, cwd: Path, runtime_dir: Path, helpers_dir: Path,
-                  uid: int | None) -> list[str]:
-    """The bubblewrap command line that runs ``argv`` in the sandbox (working folder ``cwd`` = scratch)."""
+def bwrap_command(argv: list[str], connection_file: Path | None, cwd: Path, runtime_dir: Path, helpers_dir: Path,
+                  uid: int | None, disk_mb: int = 128) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` in the sandbox.
+
+    Everything the kernel can write is memory of a fixed size, gone when it exits: the working folder ``cwd``
+    (``disk_mb``), /tmp (``disk_mb``) and /dev/shm (16 MB); ``connection_file`` is visible read-only in ``cwd``.
+    """
     python_prefix = Path(sys.base_prefix).resolve()
     venv = Path(sys.prefix)
     command = [bwrap_path(), "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
@@ -141,7 +149,9 @@ def bwrap_command(argv: list[str], scratch: Path, cwd: Path, runtime_dir: Path, 
             command += ["--symlink", os.readlink(Path("/", name)), f"/{name}"]
         elif Path("/", name).exists():
             read_only.append(Path("/", name))
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    size = str(disk_mb << 20)
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(16 << 20), "--tmpfs", "/dev/shm",
+                "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     etc = [Path(p) for p in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts") if Path(p).exists()]
     made: set[Path] = set()
     for path in read_only + etc + [runtime_dir, cwd]:
@@ -154,7 +164,10 @@ def bwrap_command(argv: list[str], scratch: Path, cwd: Path, runtime_dir: Path, 
         command += ["--ro-bind", str(helpers_dir if path == helpers else path), str(path)]
     for path in etc:
         command += ["--ro-bind", str(path), str(path)]
-    command += ["--bind", str(runtime_dir), str(runtime_dir), "--bind", str(scratch), str(cwd), "--chdir", str(cwd)]
+    command += ["--bind", str(runtime_dir), str(runtime_dir), "--perms", "1777", "--size", size, "--tmpfs", str(cwd)]
+    if connection_file is not None:
+        command += ["--ro-bind", str(connection_file), str(cwd / ".kernel.json")]
+    command += ["--chdir", str(cwd)]
     env = {"HOME": str(cwd), "TMPDIR": "/tmp", "MPLCONFIGDIR": str(cwd / ".matplotlib"), "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PATH": f"{venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
@@ -181,7 +194,7 @@ def _own_process_count() -> int:
     return count
 
 
-def _set_limits(memory_mb: int, max_processes: int, file_mb: int, open_files: int) -> None:
+def _set_limits(memory_mb: int, max_processes: int, file_mb: int, open_files: int, cpu_seconds: int) -> None:
     """rlimits for the sandbox. The process limit counts per user: as root the kernel runs as an unprivileged user
     of its own; otherwise the limit is the user's current number of processes plus ``max_processes``."""
     import resource
@@ -194,6 +207,7 @@ def _set_limits(memory_mb: int, max_processes: int, file_mb: int, open_files: in
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
     resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))  # CPU seconds of each process
 
 
 def limits_from_env() -> dict:
@@ -217,18 +231,19 @@ def run_kernel(connection_file: Path) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="course-sandbox-"))
     try:
         helpers_dir = masked_helpers(assignment, scratch / "masked")
-        work = scratch / "work"  # empty: nothing of the submission's folder (nor the graded notebook) is in view
-        work.mkdir()
-        shutil.copy2(connection_file, work / ".kernel.json")
+        # The working folder starts empty: nothing of the submission's folder (nor the graded notebook) is in view.
+        connection = scratch / "kernel.json"
+        shutil.copy2(connection_file, connection)
+        os.chmod(connection, 0o644)
         if uid is not None:  # the kernel's own uid creates its sockets in the kernel's private folder
-            for path in (work, work / ".kernel.json", runtime_dir):
-                os.chown(path, uid, uid)
+            os.chown(runtime_dir, uid, uid)
         # -I: isolated start (no cwd on sys.path, no PYTHON* variables, no user site-packages)
         kernel = [str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "ipykernel_launcher", "-f",
                   str(cwd / ".kernel.json")]
-        command = bwrap_command(kernel, work, cwd, runtime_dir, helpers_dir, uid)
+        command = bwrap_command(kernel, connection, cwd, runtime_dir, helpers_dir, uid, limits["disk_mb"])
         process = subprocess.Popen(command, preexec_fn=lambda: _set_limits(
-            limits["memory_mb"], limits["max_processes"], limits["file_mb"], limits["open_files"]))
+            limits["memory_mb"], limits["max_processes"], limits["file_mb"], limits["open_files"],
+            limits["cpu_seconds"]))
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda *_: process.kill())
         try:
@@ -273,7 +288,7 @@ def self_test() -> None:
         (tmp_path / "work").mkdir()
         (tmp_path / "masked").mkdir()
         command = bwrap_command([str(Path(sys.prefix) / "bin" / "python"), "-c", "import numpy, helpers"],
-                                tmp_path / "work", tmp_path / "cwd", tmp_path / "runtime", helpers_location(),
+                                None, tmp_path / "cwd", tmp_path / "runtime", helpers_location(),
                                 free_uid() if os.geteuid() == 0 else None)
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:

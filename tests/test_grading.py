@@ -35,9 +35,11 @@ def _require_bwrap():
 
 
 def _grade(course: Path, submissions: Path, csv_path: Path, *extra: str) -> dict[str, dict]:
+    temporary = course.parent / "tmp"  # every temporary folder of the grader lands here (see the test below)
+    temporary.mkdir(exist_ok=True)
     run = subprocess.run([sys.executable, "-m", "autograder.grade", str(submissions), "--cell-timeout", "10",
                           "--wall-seconds", "300", "--csv", str(csv_path), *extra], cwd=course, capture_output=True,
-                         text=True, timeout=1800)
+                         text=True, timeout=1800, env=dict(os.environ, TMPDIR=str(temporary)))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with csv_path.open() as handle:
         return {row["student"]: row for row in csv.DictReader(handle)}
@@ -160,6 +162,16 @@ def test_no_hidden_test_line_in_any_output_or_feedback(batch):
         text = page.read_text()
         found += [(page.parent.parent.name, line) for line in lines if line in text or html.escape(line) in text]
     assert not found, found[:5]
+
+
+def test_stored_files_stay_under_their_caps_and_nothing_is_left_on_the_host(batch):
+    course, _, _, _ = batch
+    sizes = {p.parent.parent.name: p.stat().st_size for p in (course / "autograder" / "autograded").rglob("*.ipynb")}
+    sizes.update({"feedback " + p.parent.parent.name: p.stat().st_size
+                  for p in (course / "autograder" / "feedback").rglob("*.html")})
+    assert max(sizes.values()) < 12 << 20, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    left = list((course.parent / "tmp").iterdir())
+    assert not left, left[:5]
 
 
 def test_grading_again_gives_the_same_scores(batch, tmp_path):

@@ -16,9 +16,8 @@ import nbformat
 from tools.paths import ROOT
 from tools.release import nbgrader
 
-COURSE_FILES = ("nbgrader_config.py", "autograder/__init__.py", "autograder/nbgrader_config.py", "autograder/sandbox.py",
-                "autograder/feedback.py", "autograder/execute.py", "autograder/remote.py", "autograder/wire.py",
-                "autograder/agent.py", "solutions", "notebooks")
+COURSE_FILES = ("nbgrader_config.py", *(f"autograder/{p.name}" for p in sorted((ROOT / "autograder").glob("*.py"))),
+                "solutions", "notebooks")
 
 
 def copy_course(destination: Path) -> Path:
