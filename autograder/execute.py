@@ -138,7 +138,7 @@ class KernelChannel(remote.Channel):
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 await self._interrupt(msg_id)
-                raise remote.CellTimeout(f"the test ran longer than {self.client.test_timeout} s")
+                raise remote.TestTimeout(f"the test ran longer than {self.client.test_timeout} s")
             try:
                 msg = await kc.shell_channel.get_msg(timeout=min(remaining, 2.0))
             except queue.Empty:
@@ -282,7 +282,7 @@ class GradeOutsideKernel(Execute):
         self.agent_ready = True
         try:
             content = self.channel.run_quietly(agent_code(), self.startup_timeout)
-        except (remote.KernelGone, remote.CellTimeout):
+        except (remote.KernelGone, remote.TestTimeout):
             content = {}
         if content.get("status") != "ok":
             self.reasons.append("the grading agent could not start in the kernel; tests scored 0")
@@ -301,7 +301,7 @@ class GradeOutsideKernel(Execute):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-        if outcome.ename == "CellTimeout":
+        if outcome.ename in ("CellTimeout", "TestTimeout"):
             self.reasons.append(f"{grade_id}: the test ran longer than {self.test_timeout} s")
         cell.outputs = [from_dict(output) for output in outcome.output()]
         cell.execution_count = None

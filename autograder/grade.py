@@ -173,7 +173,8 @@ def grade_one(submission: Submission, gradebook: Path, limits: dict, cell_timeou
     env = {f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()}
     try:
         run = nbgrader("autograde", submission.assignment, "--student", submission.student, "--force",
-                       f"--Execute.timeout={cell_timeout}", root=course, env=env, check=False,
+                       f"--Execute.timeout={cell_timeout}", f"--GradeOutsideKernel.test_timeout={cell_timeout}",
+                       root=course, env=env, check=False,
                        timeout=limits["wall_seconds"] + 120)
         log = run.stdout + run.stderr
     except subprocess.TimeoutExpired:

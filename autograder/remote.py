@@ -42,6 +42,10 @@ class KernelGone(RuntimeError):
     """The kernel died or stopped answering; every later call fails with this."""
 
 
+class TestTimeout(TimeoutError):
+    """A call into the kernel did not answer before the test cell's time was up (the kernel is interrupted)."""
+
+
 class Channel:
     """Sends one request (a dict) to the kernel's agent and returns its reply (a dict). Subclasses transport."""
 
@@ -225,9 +229,7 @@ def run_test(source: str, namespace: dict, channel: Channel, answer_names: list[
     wanted = [name for name in answer_names if name in used_names(source)]
     try:
         kinds = channel.describe(wanted) if wanted else {}
-    except KernelGone as error:
-        return Outcome(False, "KernelGone", str(error))
-    except Exception as error:  # noqa: BLE001: a malformed reply is the submission's failure
+    except Exception as error:  # noqa: BLE001: a malformed reply, a dead kernel: the submission's failure
         return Outcome(False, type(error).__name__, _text(error))
     for name in wanted:
         namespace.pop(name, None)

@@ -49,7 +49,8 @@ def stock(tmp_path_factory):
     expected["planted-files"] = {"full": True}
     generate = nbgrader("generate_assignment", ASSIGNMENT, "--force", root=course, check=False)
     assert generate.returncode == 0, generate.stderr[-2000:]
-    run = nbgrader("autograde", ASSIGNMENT, "--force", root=course, check=False, timeout=3000)
+    run = nbgrader("autograde", ASSIGNMENT, "--force", "--Execute.timeout=10", "--GradeOutsideKernel.test_timeout=10",
+                   root=course, check=False, timeout=3000)
     feedback = nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course, check=False, timeout=600)
     return course, {name: expected[name] for name in [*chosen, "planted-files"]}, scores(course, ASSIGNMENT), run, feedback
 
