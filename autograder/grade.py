@@ -37,6 +37,7 @@ from tools.release import nbgrader
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "autograder"
 ZIP_REGEXP = r"(?P<assignment>[\w-]+?)_(?P<student_id>\w+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>[\w-]+)\.ipynb$"
+COURSE_MODULES = ("nbgrader_config.py", "sandbox.py", "feedback.py", "feedback_page.py", "overwrite_cells.py")
 TIMESTAMP = "2000-01-01 00:00:00.000000 UTC"
 
 
@@ -144,8 +145,9 @@ def scratch_course(assignment: str, gradebook: Path) -> Path:
     course = Path(tempfile.mkdtemp(prefix="course-grading-"))
     (course / "autograder").mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    for name in ("nbgrader_config.py", "sandbox.py", "feedback.py"):
+    for name in COURSE_MODULES:
         shutil.copy2(COURSE / name, course / "autograder" / name)
+    shutil.copytree(COURSE / "templates", course / "autograder" / "templates")
     shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
     shutil.copy2(gradebook, course / "autograder" / "gradebook.db")
     return course

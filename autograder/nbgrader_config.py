@@ -57,4 +57,27 @@ from nbgrader.preprocessors import GetGrades  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 import feedback  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, CSSHTMLHeaderPreprocessor]
+import feedback_page  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, feedback_page.MarkPending,
+                                    CSSHTMLHeaderPreprocessor]
+
+# The feedback page (autograder/feedback_page.py): maths rendered without a network, written answers that wait for a
+# grader shown as "not graded yet", not 0. nbgrader's own feedback template stays the base.
+c.HTMLExporter.template_name = feedback_page.TEMPLATE_NAME
+c.HTMLExporter.extra_template_basedirs = [str(feedback_page.TEMPLATES)]
+c.HTMLExporter.filters = {"mathjax_offline": feedback_page.mathjax_offline, "points": feedback_page.points}
+
+# Autograde restores hidden tests into an untouched test cell without calling it changed (autograder/overwrite_cells.py).
+from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec, CheckCellMetadata  # noqa: E402
+import overwrite_cells  # noqa: E402
+
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      overwrite_cells.RestoreHiddenTests, CheckCellMetadata]
+
+# The kernels' socket folder made above goes when this nbgrader process ends.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+
+if os.path.basename(os.environ.get("JUPYTER_RUNTIME_DIR", "")).startswith("course-grading-runtime-"):
+    atexit.register(shutil.rmtree, os.environ["JUPYTER_RUNTIME_DIR"], True)

@@ -17,7 +17,8 @@ from tools.paths import ROOT
 from tools.release import nbgrader
 
 COURSE_FILES = ("nbgrader_config.py", "autograder/nbgrader_config.py", "autograder/sandbox.py", "autograder/feedback.py",
-                "solutions", "notebooks")
+                "autograder/feedback_page.py", "autograder/overwrite_cells.py", "autograder/templates", "solutions",
+                "notebooks")
 
 
 def copy_course(destination: Path) -> Path:
@@ -37,7 +38,8 @@ def copy_course(destination: Path) -> Path:
 def copy_repository(destination: Path) -> Path:
     """Copy the whole course (not .git, .venv, builds or grading output) to ``destination``; returns it."""
     ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", ".pytest_cache", "submitted",
-                                    "autograded", "feedback", "gradebook.db", "grades*.csv", "jupyter")
+                                    "autograded", "feedback", "gradebook.db", "grades*.csv", "files.csv", "records",
+                                    "jupyter")
     shutil.copytree(ROOT, destination, ignore=ignore, symlinks=True)
     return destination
 
