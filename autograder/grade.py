@@ -1,16 +1,17 @@
-"""The instructor's grading command: ``./course grade SUBMISSIONS [--assignment ID] [--workers N]``.
+"""The instructor's grading command: ``./course grade SUBMISSIONS [--assignment ID] [--students CSV] [--workers N]``.
 
-SUBMISSIONS is a folder or a zip file. Inside, a submission is found in any of these layouts:
-  <student>/<assignment>/<assignment>.ipynb     (nbgrader's submitted/ layout)
-  <student>/<name>.ipynb                        (one folder per student)
-  <assignment>_<student>_attempt_<timestamp>_<file>.ipynb   (nbgrader zip_collect's example naming; --regexp)
+SUBMISSIONS is a folder or a zip file as an LMS exports it: Canvas's "Download Submissions", Moodle's "Download all
+submissions", Blackboard's (nbgrader zip_collect's naming), nbgrader's submitted/ or exchange folders, or one folder
+per student (autograder/collect.py lists the layouts). Every file is accounted for: the run starts with "found N
+notebooks: M submissions, K superseded, J skipped (reasons)", and autograder/files.csv has a row for each file.
 
 Each submission is checked (autograder/preflight.py), then graded by stock ``nbgrader autograde`` in a scratch copy
 of the course of its own, its kernel in the sandbox (autograder/sandbox.py), on all cores in parallel. Results are
-merged one at a time into the course's gradebook (autograder/gradebook.db) and autograded/ folder, feedback is
-generated (hidden tests and tracebacks removed) and grades are exported to CSV. A crash, hang or bomb costs only
-its own submission; every outcome is recorded with its reason. Running it again on the same input gives the same
-scores and replaces the earlier results.
+merged one at a time into the course's gradebook (autograder/gradebook.db) and autograded/ folder, the notebook
+graded is recorded in autograder/submitted/ (where stock nbgrader looks), manual grades of unchanged written answers
+are kept, feedback is regenerated and the whole gradebook is exported to autograder/grades.csv. A crash, hang or
+bomb costs only its own submission; every outcome is recorded with its reason. Running it again on the same input
+gives the same scores and replaces the earlier results (the output says so).
 """
 from __future__ import annotations
 
@@ -25,18 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
 
-from autograder import execute, preflight, sandbox
+from autograder import collect, execute, gradebook, preflight, sandbox
 from tools.release import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "autograder"
-ZIP_REGEXP = r"(?P<assignment>[\w-]+?)_(?P<student_id>\w+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>[\w-]+)\.ipynb$"
 TIMESTAMP = "2000-01-01 00:00:00.000000 UTC"
 
 
@@ -70,71 +70,14 @@ def known_assignments() -> list[str]:
                   if (p / f"{p.name}.ipynb").is_file() and (ROOT / "notebooks" / p.name / f"{p.name}.ipynb").is_file())
 
 
-# --- collecting ---------------------------------------------------------------------------------------------------
-
-def collect(source: Path, assignment: str | None, regexp: str = ZIP_REGEXP) -> list[Submission]:
-    """The submissions in a folder or zip file (see the module docstring for the layouts)."""
-    if source.is_file() and zipfile.is_zipfile(source):
-        folder = Path(tempfile.mkdtemp(prefix="course-submissions-"))
-        with zipfile.ZipFile(source) as archive:
-            for member in archive.infolist():  # no absolute paths or .. in member names
-                target = (folder / member.filename).resolve()
-                if folder.resolve() in target.parents and not member.is_dir():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(archive.read(member))
-        source = folder
-    if not source.is_dir():
-        raise SystemExit(f"grade: {source} is neither a folder nor a zip file")
-    names = known_assignments()
-    found: dict[tuple[str, str], Submission] = {}
-    for path in sorted(source.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts:
-            continue
-        relative = path.relative_to(source)
-        match = re.match(regexp, path.name)
-        if match:
-            student, guess = match.group("student_id"), match.group("assignment")
-            timestamp = match.groupdict().get("timestamp") or TIMESTAMP
-        elif len(relative.parts) >= 2:
-            student, guess, timestamp = relative.parts[0], (relative.parts[1] if len(relative.parts) > 2
-                                                            else path.stem), TIMESTAMP
-        else:
-            print(f"grade: skipped {relative}: cannot tell whose it is (see --help for the layouts)", file=sys.stderr)
-            continue
-        target = assignment or (guess if guess in names else identify(path, names))
-        submission = Submission(re.sub(r"[^\w.-]", "_", student), target or "", path,
-                                _nbgrader_timestamp(timestamp))
-        if target is None:
-            print(f"grade: skipped {relative}: unknown assignment {guess!r}; use --assignment", file=sys.stderr)
-            continue
-        if path.name != f"{target}.ipynb":
-            submission.reasons.append(f"notebook named {path.name}; graded as {target}.ipynb")
-        found[(submission.student, target)] = submission
-    return list(found.values())
+def nbgrader_timestamp(when: datetime | None) -> str:
+    """nbgrader's timestamp.txt format."""
+    return f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}.000000 UTC" if when else TIMESTAMP
 
 
-def identify(path: Path, names: list[str]) -> str | None:
-    """The assignment whose released cells (by grade_id) the notebook at ``path`` shares most, or None."""
-    try:
-        cells = json.loads(path.read_text()).get("cells", [])
-        ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells if isinstance(c, dict)}
-    except (OSError, ValueError, AttributeError):
-        return None
-    overlap = {}
-    for name in names:
-        release = json.loads((ROOT / "notebooks" / name / f"{name}.ipynb").read_text())
-        released = {c["metadata"].get("nbgrader", {}).get("grade_id") for c in release["cells"]} - {None}
-        overlap[name] = len(ids & released) / max(1, len(released))
-    best = max(overlap, key=overlap.get, default=None)
-    return best if best and overlap[best] >= 0.5 else None
-
-
-def _nbgrader_timestamp(text: str) -> str:
-    parts = re.findall(r"\d+", text)
-    if len(parts) >= 6:
-        y, mo, d, h, mi, s = parts[:6]
-        return f"{y}-{mo}-{d} {h}:{mi}:{s}.000000 UTC"
-    return TIMESTAMP
+def submission_of(found: collect.Found) -> Submission:
+    return Submission(found.student, found.assignment, found.path, nbgrader_timestamp(found.timestamp),
+                      list(found.notes))
 
 
 # --- grading one submission (in a worker process) -----------------------------------------------------------------
@@ -146,6 +89,7 @@ def scratch_course(assignment: str, gradebook: Path) -> Path:
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     for path in COURSE.glob("*.py"):  # the grading code: configuration, sandbox, execute step, wire, agent
         shutil.copy2(path, course / "autograder" / path.name)
+    shutil.copytree(COURSE / "templates", course / "autograder" / "templates")
     shutil.copy2(execute.SECRET_FILE, course / "autograder" / execute.SECRET_FILE.name)
     shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
     shutil.copytree(ROOT / "notebooks" / assignment, course / "notebooks" / assignment)
@@ -232,39 +176,119 @@ def outcome_reasons(course: Path, submission: Submission, log: str, scores: dict
 
 # --- merging into the course's gradebook (main process, one at a time) -------------------------------------------
 
-def merge(result: Result, gradebook: Path) -> None:
-    """Copy a scratch course's grades and autograded folder into the course; replaces an earlier result."""
-    from nbgrader.api import Gradebook, MissingEntry
+def answer_sources(folder: Path | None) -> dict[str, str]:
+    """grade_id -> source of every answer cell in the notebooks of an autograded folder."""
+    sources: dict[str, str] = {}
+    for path in sorted(folder.glob("*.ipynb")) if folder and folder.is_dir() else []:
+        try:
+            cells = json.loads(path.read_text())["cells"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for cell in cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("solution") and meta.get("grade_id"):
+                source = cell.get("source", "")
+                sources[meta["grade_id"]] = "".join(source) if isinstance(source, list) else source
+    return sources
 
-    with Gradebook(f"sqlite:///{gradebook}") as main:
+
+def manual_grades(main, assignment: str, student: str) -> dict:
+    """(notebook, cell) -> (manual score, extra credit, manual comment) a grader entered for this submission."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        submission = main.find_submission(assignment, student)
+    except MissingEntry:
+        return {}
+    kept = {}
+    for nb in submission.notebooks:
+        comments = {c.name: c.manual_comment for c in nb.comments}
+        for grade in nb.grades:
+            if grade.manual_score is not None or grade.extra_credit or comments.get(grade.name):
+                kept[(nb.name, grade.name)] = (grade.manual_score, grade.extra_credit, comments.get(grade.name))
+    return kept
+
+
+def merge(result: Result, gradebook_path: Path) -> list[str]:
+    """Copy a scratch course's grades and autograded folder into the course, replacing an earlier result.
+
+    Manual grades (formgrader) of answers that did not change are kept; returns notes on what was replaced."""
+    from nbgrader.api import MissingEntry
+
+    notes = []
+    destination = COURSE / "autograded" / result.student / result.assignment
+    graded = (result.autograded / "autograder" / "autograded" / result.student / result.assignment
+              if result.autograded is not None and result.scores else None)
+    before, after = answer_sources(destination), answer_sources(graded)
+    with gradebook.opened(gradebook_path) as main:
         main.update_or_create_student(result.student)
+        manual = manual_grades(main, result.assignment, result.student)
         try:
             main.remove_submission(result.assignment, result.student)
         except MissingEntry:
             pass
-    with Gradebook(f"sqlite:///{gradebook}") as main:
-        if result.autograded is None or not result.scores:
+    with gradebook.opened(gradebook_path) as main:
+        if graded is None:
             main.add_submission(result.assignment, result.student)
             for nb in main.find_submission(result.assignment, result.student).notebooks:
                 for grade in nb.grades:
                     grade.auto_score = 0.0 if grade.cell.cell_type == "code" else grade.auto_score
-            main.db.commit()
-            return
-        with Gradebook(f"sqlite:///{result.autograded / 'autograder' / 'gradebook.db'}") as scratch:
-            graded = scratch.find_submission(result.assignment, result.student)
-            main.add_submission(result.assignment, result.student, timestamp=graded.timestamp)
-            for nb in graded.notebooks:
-                for grade in nb.grades:
-                    target = main.find_grade(grade.name, nb.name, result.assignment, result.student)
-                    for column in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
-                        setattr(target, column, getattr(grade, column))
-                for comment in nb.comments:
-                    target = main.find_comment(comment.name, nb.name, result.assignment, result.student)
-                    target.auto_comment, target.manual_comment = comment.auto_comment, comment.manual_comment
-            main.db.commit()
-    destination = COURSE / "autograded" / result.student / result.assignment
+        else:
+            with gradebook.opened(result.autograded / "autograder" / "gradebook.db") as scratch:
+                submission = scratch.find_submission(result.assignment, result.student)
+                main.add_submission(result.assignment, result.student, timestamp=submission.timestamp)
+                for nb in submission.notebooks:
+                    for grade in nb.grades:
+                        target = main.find_grade(grade.name, nb.name, result.assignment, result.student)
+                        for column in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
+                            setattr(target, column, getattr(grade, column))
+                    for comment in nb.comments:
+                        target = main.find_comment(comment.name, nb.name, result.assignment, result.student)
+                        target.auto_comment, target.manual_comment = comment.auto_comment, comment.manual_comment
+        for (notebook, cell), (score, extra, comment) in manual.items():
+            if cell in after and after[cell] == before.get(cell):
+                grade = main.find_grade(cell, notebook, result.assignment, result.student)
+                grade.manual_score, grade.extra_credit = score, extra
+                grade.needs_manual_grade = False
+                if comment:
+                    main.find_comment(cell, notebook, result.assignment, result.student).manual_comment = comment
+            else:
+                notes.append(f"the manual grade of {cell} was dropped: the answer changed since it was graded")
+        main.db.commit()
     shutil.rmtree(destination, ignore_errors=True)
-    shutil.copytree(result.autograded / "autograder" / "autograded" / result.student / result.assignment, destination)
+    if graded is not None:
+        shutil.copytree(graded, destination)
+    else:  # no feedback of an earlier result may contradict this one
+        shutil.rmtree(COURSE / "feedback" / result.student / result.assignment, ignore_errors=True)
+    return notes
+
+
+def record(result: Result, submission: Submission, found: collect.Found, export: Path) -> None:
+    """What was graded and how: autograder/records/ (for the CSV) and autograder/submitted/ (for stock nbgrader)."""
+    gradebook.write_record(result.assignment, result.student, {
+        "status": result.status, "reasons": result.reasons, "file": found.relative, "export": str(export),
+        "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1)})
+    folder = COURSE / "submitted" / result.student / result.assignment
+    shutil.rmtree(folder, ignore_errors=True)
+    if result.status == "rejected":
+        return
+    release = ROOT / "notebooks" / submission.assignment / f"{submission.assignment}.ipynb"
+    try:
+        checked = preflight.check(submission.path, release)  # the notebook as graded: repaired
+    except Exception:  # noqa: BLE001: already recorded as rejected by grade_one
+        return
+    if checked.rejected:
+        return
+    folder.mkdir(parents=True)
+    nbformat.write(checked.notebook, folder / f"{submission.assignment}.ipynb")
+    (folder / "timestamp.txt").write_text(submission.timestamp)
+
+
+def previous_result(assignment: str, student: str) -> str | None:
+    earlier = gradebook.read_record(assignment, student)
+    if not earlier:
+        return None
+    return f"replaces the result graded {earlier.get('graded_at', '?')} from {earlier.get('file') or 'an earlier run'}"
 
 
 # --- the command --------------------------------------------------------------------------------------------------
@@ -279,40 +303,81 @@ def prepare_gradebook(assignment: str) -> Path:
     return COURSE / "gradebook.db"
 
 
-def write_csv(results: list[Result], path: Path) -> None:
-    cells = sorted({cell for r in results for cell in r.scores})
+def write_files_csv(collection: collect.Collection, results: dict[tuple[str, str], Result],
+                    table: dict[tuple[str, str], gradebook.Row], path: Path) -> None:
+    """One row per file of the export: what became of it."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", "status", "score", "max_score", *cells, "reasons"])
-        for r in sorted(results, key=lambda r: (r.assignment, r.student)):
-            maximum = sum(m for _, m in r.scores.values())
-            writer.writerow([r.student, r.assignment, r.status, f"{r.total:g}", f"{maximum:g}",
-                             *(f"{r.scores[c][0]:g}" if c in r.scores else "" for c in cells), "; ".join(r.reasons)])
+        writer.writerow(["file", "outcome", "student", "assignment", "handed_in", "total", "detail"])
+        for f in collection.files:
+            key = (f.student, f.assignment)
+            outcome, total, detail = f.outcome, "", f.detail
+            if f.outcome == "submission" and key in results:
+                outcome = results[key].status
+                total = gradebook.points(table[key].total) if key in table else ""
+                detail = "; ".join(results[key].reasons)
+            writer.writerow([f.relative, outcome, f.student, f.assignment,
+                             f"{f.timestamp:%Y-%m-%d %H:%M:%S}" if f.timestamp else "", total, detail])
 
 
-def print_table(results: list[Result]) -> None:
-    width = max([len("student"), *(len(r.student) for r in results)]) + 2
-    print(f"\n{'student':<{width}}{'assignment':<26}{'score':>9}  status    reasons")
-    for r in sorted(results, key=lambda r: (r.assignment, r.student)):
-        maximum = sum(m for _, m in r.scores.values())
-        score = f"{r.total:g}/{maximum:g}" if r.scores else "0"
-        print(f"{r.student:<{width}}{r.assignment:<26}{score:>9}  {r.status:<9} {'; '.join(r.reasons)[:200]}")
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="./course grade", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    first, rest = __doc__.split("\n\n", 1)
+    parser = argparse.ArgumentParser(prog="./course grade", description=first,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
     parser.add_argument("submissions", type=Path, help="a folder or a zip file of submissions")
     parser.add_argument("--assignment", help="grade every notebook found as this assignment")
+    parser.add_argument("--students", type=Path,
+                        help="CSV mapping LMS ids or names to student ids (columns lms_id,student_id)")
+    parser.add_argument("--regexp", help="file-name pattern of another LMS: groups student_id, [assignment], "
+                                         "[timestamp]")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel submissions (all cores)")
-    parser.add_argument("--regexp", default=ZIP_REGEXP, help="file-name pattern of flat (zip_collect) submissions")
     parser.add_argument("--cell-timeout", type=int, default=60, help="seconds a cell may run")
     parser.add_argument("--wall-seconds", type=int, default=sandbox.DEFAULTS["wall_seconds"],
                         help="seconds the whole notebook may run")
     parser.add_argument("--memory-mb", type=int, default=sandbox.DEFAULTS["memory_mb"], help="kernel memory limit")
-    parser.add_argument("--csv", type=Path, default=COURSE / "grades.csv", help="where to write the grades")
+    parser.add_argument("--csv", type=Path, default=gradebook.CSV, help="where to write the whole gradebook's grades")
+    parser.add_argument("--files-csv", type=Path, default=COURSE / "files.csv", help="where to list every file")
     parser.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def grade_all(submissions: list[Submission], args, limits: dict, gradebooks: dict) -> list[Result]:
+    """Grade in parallel; merge each result as it arrives; print progress."""
+    snapshot_folder = Path(tempfile.mkdtemp(prefix="course-gradebook-"))
+    snapshot = snapshot_folder / "gradebook.db"
+    shutil.copy2(COURSE / "gradebook.db", snapshot)
+    print(f"grading {collect.plural(len(submissions), 'submission')} with {collect.plural(args.workers, 'worker')} "
+          "in the sandbox", flush=True)
+    results: list[Result] = []
+    start = time.perf_counter()
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(grade_one, s, snapshot, limits, args.cell_timeout) for s in submissions]
+            for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001: a worker that fails costs only its submission
+                    failed = submissions[futures.index(future)]
+                    result = Result(failed.student, failed.assignment, {},
+                                    [f"not graded: the grader failed on it ({type(error).__name__}: {error})"[:300]],
+                                    0.0, status="failed")
+                replaced = previous_result(result.assignment, result.student)
+                result.reasons += merge(result, gradebooks[result.assignment]) + ([replaced] if replaced else [])
+                if result.autograded:
+                    shutil.rmtree(result.autograded, ignore_errors=True)
+                results.append(result)
+                elapsed = time.perf_counter() - start
+                left = elapsed / done * (len(submissions) - done)
+                print(f"[{done}/{len(submissions)}] {result.student} {result.assignment}: "
+                      f"{gradebook.plural(result.total)} autograded ({result.status}, {result.seconds:.1f} s); "
+                      f"elapsed {elapsed:.0f} s, about {left:.0f} s left", flush=True)
+    finally:
+        shutil.rmtree(snapshot_folder, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     try:
         sandbox.install_kernelspec()
         sandbox.self_test()
@@ -320,46 +385,39 @@ def main(argv: list[str]) -> int:
     except sandbox.SandboxUnavailable as error:
         print(f"grade: stopped, nothing was graded: {error}", file=sys.stderr)
         return 2
-    submissions = collect(args.submissions, args.assignment, args.regexp)
-    if not submissions:
-        print("grade: no submissions found", file=sys.stderr)
-        return 1
-    limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb)
-    gradebooks = {a: prepare_gradebook(a) for a in sorted({s.assignment for s in submissions})}
-    snapshot = Path(tempfile.mkdtemp(prefix="course-gradebook-")) / "gradebook.db"
-    shutil.copy2(COURSE / "gradebook.db", snapshot)
-    print(f"grading {len(submissions)} submission(s) with {args.workers} worker(s) in the sandbox", flush=True)
-    results: list[Result] = []
     start = time.perf_counter()
-    with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(grade_one, s, snapshot, limits, args.cell_timeout) for s in submissions]
-        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-            try:
-                result = future.result()
-            except Exception as error:  # noqa: BLE001: a worker that fails costs only its submission
-                submission = submissions[futures.index(future)]
-                result = Result(submission.student, submission.assignment, {},
-                                [f"not graded: the grader failed on it ({type(error).__name__}: {error})"[:300]],
-                                0.0, status="failed")
-            merge(result, gradebooks[result.assignment])
-            if result.autograded:
-                shutil.rmtree(result.autograded, ignore_errors=True)
-            results.append(result)
-            elapsed = time.perf_counter() - start
-            left = elapsed / done * (len(submissions) - done)
-            print(f"[{done}/{len(submissions)}] {result.student} {result.assignment}: {result.total:g} points "
-                  f"({result.status}, {result.seconds:.1f} s); elapsed {elapsed:.0f} s, about {left:.0f} s left",
-                  flush=True)
-    shutil.rmtree(snapshot.parent, ignore_errors=True)
-    if not args.no_feedback:
-        for assignment in gradebooks:
-            run = nbgrader("generate_feedback", assignment, "--force", root=ROOT, check=False)
-            if run.returncode != 0:
-                print(f"grade: feedback for {assignment} failed:\n{run.stderr[-1500:]}", file=sys.stderr)
-    write_csv(results, args.csv)
-    print_table(results)
-    print(f"\n{len(results)} graded in {time.perf_counter() - start:.1f} s; grades in {args.csv}; "
-          f"feedback in {COURSE / 'feedback'}")
+    mapping = collect.read_student_map(args.students) if args.students else {}
+    with collect.opened(args.submissions) as folder:
+        found = collect.collect(folder, ROOT, known_assignments(), args.assignment, mapping, args.regexp)
+        print(collect.summary(found), flush=True)
+        for line in collect.details(found):
+            print(line)
+        chosen = {(f.student, f.assignment): f for f in found.submissions}
+        submissions = [submission_of(f) for f in chosen.values()]
+        if not submissions:
+            write_files_csv(found, {}, {}, args.files_csv)
+            print("grade: no submissions to grade", file=sys.stderr)
+            return 1
+        limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb)
+        gradebooks = {a: prepare_gradebook(a) for a in sorted({s.assignment for s in submissions})}
+        results = grade_all(submissions, args, limits, gradebooks)
+        by_key = {(r.student, r.assignment): r for r in results}
+        for s in submissions:
+            record(by_key[(s.student, s.assignment)], s, chosen[(s.student, s.assignment)], args.submissions)
+    failures = [] if args.no_feedback else gradebook.regenerate_feedback(sorted(gradebooks))
+    for failure in failures:
+        print(f"grade: {failure}", file=sys.stderr)
+    table = {(r.student, r.assignment): r for r in gradebook.export(args.csv)}
+    write_files_csv(found, by_key, table, args.files_csv)
+    gradebook.print_table([table[key] for key in sorted(by_key, key=lambda k: (k[1], k[0]))])
+    counts = {status: sum(r.status == status for r in results) for status in ("graded", "rejected", "failed")}
+    pending = sum(1 for key in by_key if table[key].pending)
+    students = len({r.student for r in table.values()})
+    print(f"\n{collect.plural(len(results), 'submission')} in {time.perf_counter() - start:.1f} s: "
+          + ", ".join(f"{n} {status}" for status, n in counts.items())
+          + (f"; {pending} with written answers to grade (README: Written answers)" if pending else "")
+          + f"\ngrades of all {collect.plural(students, 'student')} in {args.csv}; every file in {args.files_csv}"
+          + ("" if args.no_feedback else f"; feedback in {COURSE / 'feedback'}"))
     return 0
 
 

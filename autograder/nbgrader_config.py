@@ -53,13 +53,22 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetG
                                     LimitOutput, SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 
-from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec  # noqa: E402
-from autograder import preflight  # noqa: E402
+from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec  # noqa: E402
+from autograder import feedback_page, overwrite_cells, preflight  # noqa: E402
 
+# Pre-flight repairs (autograder/preflight.py), then hidden tests restored into an untouched test cell without
+# calling it changed (autograder/overwrite_cells.py).
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, preflight.RepairSubmission,
-                                      OverwriteCells, CheckCellMetadata]
+                                      overwrite_cells.RestoreHiddenTests, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [execute.GradeOutsideKernel, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # Feedback shows each check's message but neither hidden test code nor tracebacks quoting it (autograder/feedback.py).
-c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, feedback_page.MarkPending,
+                                    CSSHTMLHeaderPreprocessor]
+
+# The feedback page (autograder/feedback_page.py): maths rendered without a network, written answers that wait for a
+# grader shown as "not graded yet", not 0. nbgrader's own feedback template stays the base.
+c.HTMLExporter.template_name = feedback_page.TEMPLATE_NAME
+c.HTMLExporter.extra_template_basedirs = [str(feedback_page.TEMPLATES)]
+c.HTMLExporter.filters = {"mathjax_offline": feedback_page.mathjax_offline, "points": feedback_page.points}

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from autograder import gradebook
 from tools.paths import ROOT
 from tools.roundtrip import copy_repository
 
 pytestmark = pytest.mark.xdist_group("grading")
 FULL = 11.0  # autograded points of notebook 01
-FIXED_COLUMNS = ("student", "assignment", "status", "score", "max_score", "reasons")
+FIXED_COLUMNS = gradebook.FIXED_COLUMNS
 HOST_FILES = [ROOT / "notebooks" / "PWNED.txt", Path("/tmp/course-PWNED.txt"), Path.home() / "course-PWNED.txt"]
 
 
@@ -41,8 +42,8 @@ def _grade(course: Path, submissions: Path, csv_path: Path, *extra: str) -> dict
                           "--wall-seconds", "300", "--csv", str(csv_path), *extra], cwd=course, capture_output=True,
                          text=True, timeout=1800, env=dict(os.environ, TMPDIR=str(temporary)))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    with csv_path.open() as handle:
-        return {row["student"]: row for row in csv.DictReader(handle)}
+    with csv_path.open() as handle:  # the whole gradebook: this course copy grades only notebook 01
+        return {row["student"]: row for row in csv.DictReader(handle) if row["assignment"] == "01-learning-rate"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def batch(tmp_path_factory):
 
 
 def _score(row) -> float:
-    return float(row["score"])
+    return float(row["total"])
 
 
 def test_every_submission_is_graded_or_rejected_with_a_row(batch):
@@ -76,9 +77,9 @@ def test_honest_submissions_keep_their_exact_score(batch):
     for name, want in expected.items():
         row = rows[name]
         if want.get("full") and _score(row) != FULL:
-            problems.append(f"{name}: {row['score']} instead of {FULL} ({row['reasons']})")
+            problems.append(f"{name}: {row['total']} instead of {FULL} ({row['reasons']})")
         if "score" in want and _score(row) != want["score"]:
-            problems.append(f"{name}: {row['score']} instead of {want['score']}")
+            problems.append(f"{name}: {row['total']} instead of {want['score']}")
         if want.get("exact"):
             cells = [c for c in row if c not in FIXED_COLUMNS]
             kept = [c for c in want["lost"] if float(row[c]) != 0.0]
@@ -96,7 +97,7 @@ def test_no_attack_gains_anything(batch):
             continue
         row = rows[name]
         if _score(row) > FULL or _score(row) > want.get("max_score", FULL):
-            problems.append(f"{name}: scored {row['score']}")
+            problems.append(f"{name}: scored {row['total']}")
         for cell in want.get("lost", []):
             if row.get(cell) not in ("0", "", None):
                 problems.append(f"{name}: kept {row[cell]} on {cell}")
@@ -182,7 +183,7 @@ def test_grading_again_gives_the_same_scores(batch, tmp_path):
         shutil.copytree(submissions / name, subset / name)
     again = _grade(course, subset, tmp_path / "again.csv", "--no-feedback")
     for name, row in again.items():
-        assert (row["score"], row["status"]) == (rows[name]["score"], rows[name]["status"]), name
+        assert (row["total"], row["status"]) == (rows[name]["total"], rows[name]["status"]), name
 
 
 def test_a_missing_sandbox_stops_grading_with_a_message(batch, tmp_path):

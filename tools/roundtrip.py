@@ -17,7 +17,7 @@ from tools.paths import ROOT
 from tools.release import nbgrader
 
 COURSE_FILES = ("nbgrader_config.py", *(f"autograder/{p.name}" for p in sorted((ROOT / "autograder").glob("*.py"))),
-                "solutions", "notebooks")
+                "autograder/templates", "solutions", "notebooks")
 
 
 def copy_course(destination: Path) -> Path:
@@ -37,7 +37,8 @@ def copy_course(destination: Path) -> Path:
 def copy_repository(destination: Path) -> Path:
     """Copy the whole course (not .git, .venv, builds or grading output) to ``destination``; returns it."""
     ignore = shutil.ignore_patterns(".git", ".venv", "_site", "_output", "__pycache__", ".pytest_cache", "submitted",
-                                    "autograded", "feedback", "gradebook.db", "grades*.csv", "jupyter")
+                                    "autograded", "feedback", "gradebook.db", "grades*.csv", "files.csv", "records",
+                                    "jupyter")
     shutil.copytree(ROOT, destination, ignore=ignore, symlinks=True)
     return destination
 
