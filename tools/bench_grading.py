@@ -1,7 +1,9 @@
 """Benchmark the grading command: N copies of the good example of notebook 01, graded with one worker and with
 all cores (speed-up), and the sandbox's overhead per kernel start (sandboxed versus plain ipykernel).
 
-Usage: python -m tools.bench_grading [--submissions 50] [--starts 5]   (numbers are printed, not asserted)
+Usage: python -m tools.bench_grading [--submissions 50] [--starts 5] [--before COMMIT]
+(numbers are printed, not asserted). With ``--before``, the same submissions are also graded, with one worker, by
+the course as it was at COMMIT (extracted with git archive), and both times are printed side by side.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=50)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--before", help="a commit to compare with (one worker, same submissions)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "autograder"))
     import sandbox
@@ -72,6 +75,15 @@ def main(argv: list[str]) -> int:
         for i in range(args.submissions):
             shutil.copytree(examples / "good", submissions / f"student{i:03d}")
         one = grade_seconds(course, submissions, 1)
+        if args.before:
+            old = Path(tmp) / "before"
+            old.mkdir()
+            archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+            before = grade_seconds(old, submissions, 1)
+            print(f"1 worker, {args.submissions} submissions: at {args.before} {before:.1f} s "
+                  f"({before / args.submissions:.2f} s each), now {one:.1f} s ({one / args.submissions:.2f} s each); "
+                  f"now / before = {one / before:.2f}")
         cores = os.cpu_count() or 1
         many = grade_seconds(course, submissions, cores)
     print(f"{args.submissions} submissions of 01-learning-rate: 1 worker {one:.1f} s ({one / args.submissions:.2f} s "
