@@ -31,10 +31,13 @@ RESIDUAL_LRS = np.array([0.03, 0.1, 0.3, 1.0, 3.0])
 NOTEBOOK_CALLS = (
     "spherical_motion(data, lr=0.1, weight_decays=(0.0, 0.05), steps=1000, seed=0)",
     "equilibrium_angular_update(0.1, 0.05)",
-    'stream_statistics(placement, X_train[:256], y_train[:256], depth=12) for placement in ("pre", "post")',
+    'stream_statistics("pre", X_train[:256], y_train[:256], depth=12)',
+    'stream_statistics("post", X_train[:256], y_train[:256], depth=12)',
     "RESIDUAL_LRS = np.array([0.03, 0.1, 0.3, 1.0, 3.0])",
-    "residual_lr_sweep(data, RESIDUAL_LRS, depth=12, width=32, steps=150, batch_size=64, seed=0)",
-    "gradient_predictiveness(data, lr=0.1, steps=200, every=25, depth=10, seed=0)",
+    'residual_lr_sweep(data, RESIDUAL_LRS, depth=12, width=32, steps=150, batch_size=64, seed=0, placements=("pre",))',
+    'residual_lr_sweep(data, RESIDUAL_LRS, depth=12, width=32, steps=150, batch_size=64, seed=0, placements=("post",))',
+    'gradient_predictiveness(data, labels=("no norm",), lr=0.1, steps=200, every=25, depth=10, seed=0)',
+    'gradient_predictiveness(data, labels=("BatchNorm",), lr=0.1, steps=200, every=25, depth=10, seed=0)',
     "blocks = init_residual_blocks(12, 32, 64, rng)",
 )
 
