@@ -56,6 +56,9 @@ MASKS = {
         "support_axes", "moments", "normalize_forward", "normalize_backward", "compensate_forward",
         "compensate_backward", "group_norm_forward", "batch_norm_forward", "update_running_stats",
         "fold_batchnorm_into_linear"]},
+    "06-scale-invariance": {"helpers/scale_invariance.py": [
+        "normalized_linear_backward", "effective_learning_rate", "equilibrium_angular_update", "rms_norm_forward",
+        "rms_norm_backward", "residual_stream"]},
 }
 MASK_MESSAGE = "reference implementations are not available while grading: write the exercise yourself"
 

@@ -30,7 +30,8 @@ __all__ = [
 
 # The course's legend vocabulary -> make_mlp's ``norm`` argument.
 VARIANTS = {"no norm": None, "BatchNorm": "batch", "LayerNorm": "layer", "GroupNorm": "group"}
-COLORS = {"no norm": "C0", "BatchNorm": "C1", "LayerNorm": "C2", "GroupNorm": "C3"}
+COLORS = {"no norm": "C0", "BatchNorm": "C1", "LayerNorm": "C2", "GroupNorm": "C3",
+          "pre-norm": "C4", "post-norm": "C5"}  # the last two: residual networks, notebook 06
 DEPTH = 10        # hidden layers of the "deep" MLP
 WIDTH = 64        # units per hidden layer
 NUM_GROUPS = 4    # GroupNorm groups: 4 groups of 16 units (a group needs enough values for its statistics)

@@ -1,4 +1,4 @@
-"""The support sets of the four normalizations, drawn as in Wu & He 2018, "Group Normalization", Figure 2.
+"""The support sets of the normalizations, drawn as in Wu & He 2018, "Group Normalization", Figure 2.
 
 Each cube is a batch of feature maps: N samples (horizontal), C channels (depth) and the spatial axes H, W
 flattened into one (vertical). The shaded cells are normalized by the same mean and variance; the cube is drawn
@@ -23,13 +23,16 @@ SUPPORT_SETS = {
     "LayerNorm": ((0, 1), (0, C_DRAWN)),
     "InstanceNorm": ((0, 1), (0, 1)),
     "GroupNorm": ((0, 1), (0, C_DRAWN // GROUPS)),
+    "RMSNorm": ((0, 1), (0, C_DRAWN)),  # LayerNorm's support set; only E[x^2] is computed on it (notebook 06)
 }
 DESCRIPTIONS = {
     "BatchNorm": "over N, H, W\nper channel",
     "LayerNorm": "over C, H, W\nper sample",
     "InstanceNorm": "over H, W\nper sample and channel",
     "GroupNorm": f"over C/G, H, W (G = {GROUPS}, bold lines)\nper sample and group",
+    "RMSNorm": "over C, H, W per sample:\nonly E[x²], no mean",
 }
+FOUR = ("BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm")
 
 
 def _project(n: float, c: float, h: float) -> tuple[float, float]:
@@ -74,19 +77,27 @@ def _draw_cube(ax, title: str, n_range, c_range) -> None:
     ax.axis("off")
 
 
-def draw_support_sets(axes=None):
-    """Draw the four cubes (BatchNorm, LayerNorm, InstanceNorm, GroupNorm) and return the figure.
+def draw_support_sets(axes=None, variants=FOUR):
+    """Draw one cube per variant (by default BatchNorm, LayerNorm, InstanceNorm, GroupNorm); return the figure.
 
-    axes: four matplotlib Axes to draw into, or None to make a new figure with one row of four.
-    The shaded cells share one mean and one variance; titles use the course's legend vocabulary.
+    axes: one matplotlib Axes per variant to draw into, or None to make a new figure with one row of them.
+    variants: names among SUPPORT_SETS, e.g. ("LayerNorm", "RMSNorm").
+    The shaded cells share one mean and one variance (RMSNorm: one mean square); titles use the course's legend
+    vocabulary.
     """
+    unknown = [name for name in variants if name not in SUPPORT_SETS]
+    if unknown:
+        raise ValueError(f"draw_support_sets: unknown variants {unknown}; expected names among {list(SUPPORT_SETS)}")
     if axes is None:
-        fig, axes = plt.subplots(1, 4, figsize=(13, 3.8))
+        fig, axes = plt.subplots(1, len(variants), figsize=(3.25 * len(variants), 3.8))
     axes = np.ravel(axes)
-    if axes.size != 4:
-        raise ValueError(f"draw_support_sets needs 4 axes (one per variant), got {axes.size}")
-    for ax, (title, (n_range, c_range)) in zip(axes, SUPPORT_SETS.items()):
-        _draw_cube(ax, title, n_range, c_range)
+    if axes.size != len(variants):
+        raise ValueError(f"draw_support_sets needs {len(variants)} axes (one per variant), got {axes.size}")
+    for ax, title in zip(axes, variants):
+        _draw_cube(ax, title, *SUPPORT_SETS[title])
     fig = axes[0].figure
-    fig.suptitle("Support sets of E[x] and Var[x]: shaded cells share one mean and one variance", fontsize=12)
+    if "RMSNorm" in variants:
+        fig.suptitle("Support sets: shaded cells share one set of statistics (RMSNorm: one mean square)", fontsize=12)
+    else:
+        fig.suptitle("Support sets of E[x] and Var[x]: shaded cells share one mean and one variance", fontsize=12)
     return fig
