@@ -61,7 +61,11 @@ HOSTILE = {
     "network": (_prefix("import socket\n" + _try_each(["socket.create_connection(('pypi.org', 443), timeout=3)",
                                                         "socket.create_connection(('127.0.0.1', 22), timeout=3)"])),
                 {"reason": "network"}),
-    "write-outside": (_prefix(_try_each([f"open({str(p)!r}, 'w').write('x')" for p in HOST_FILES])),
+    # The sandbox's own /tmp and home folder are writable memory, gone afterwards: writing there proves nothing, so
+    # only the repository counts as a success; the test checks that none of HOST_FILES exists on the host.
+    "write-outside": (_prefix(_try_each([f"open({str(p)!r}, 'w').write('x')" for p in (HOST_FILES[0], ROOT / "PWNED.txt")])
+                              + "\n" + "\n".join(f"try:\n    open({str(p)!r}, 'w').write('x')\nexcept OSError:\n    pass"
+                                                 for p in HOST_FILES[1:])),
                       {"reason": "absolute path"}),
     "monkeypatch-numpy": (lambda s: "np.allclose = lambda *a, **k: True\n"
                                     "np.testing.assert_allclose = lambda *a, **k: None\n\n" + SIGN_FLIP(s),

@@ -157,8 +157,9 @@ def outcome_reasons(course: Path, submission: Submission, log: str, scores: dict
                 if out.get("output_type") == "error" and out.get("ename") in ("CellTimeoutError", "DeadKernelError",
                                                                               "MemoryError", "BlockingIOError"):
                     reasons.append(f"{out['ename']} in {grade_id}")
-                locked = cell.get("metadata", {}).get("nbgrader", {}).get("locked")
-                if out.get("output_type") == "error" and sandbox.MASK_MESSAGE in out.get("evalue", "") and not locked:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                demo = meta.get("locked") and not meta.get("grade")  # a course demo needs the references; not a reason
+                if out.get("output_type") == "error" and sandbox.MASK_MESSAGE in out.get("evalue", "") and not demo:
                     reasons.append(f"{grade_id} called a reference implementation of the course (not available "
                                    "while grading)")
                 if out.get("output_type") == "stream" and "... Output truncated ..." in out.get("text", ""):
