@@ -38,19 +38,25 @@ import tempfile  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
 import sandbox  # noqa: E402
 
-sandbox.install_kernelspec()
-os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS), os.environ.get("JUPYTER_PATH")]))
-c.Execute.kernel_name = sandbox.KERNEL_NAME
-c.KernelManager.transport = "ipc"
-os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="course-grading-runtime-")
-if os.geteuid() == 0:  # as root each kernel runs as an unprivileged uid of its own, which creates its sockets here
-    os.chmod(os.environ["JUPYTER_RUNTIME_DIR"], 0o1777)
-c.KernelManager.ip = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], "kernel")  # socket paths: <runtime>/kernel-<port>
-if "autograde" in sys.argv:
-    try:
-        sandbox.bwrap_path()
-    except sandbox.SandboxUnavailable as error:
-        raise SystemExit(f"nbgrader autograde stopped: {error}")
+# The sandbox kernelspec exists, and is on JUPYTER_PATH, only while `nbgrader autograde` runs: every other command
+# that loads this file (JupyterLab's nbgrader extension, the Validate button, generate_assignment) leaves the
+# process's kernels and environment alone, so students never see that kernel.
+GRADING = sys.argv[1:2] == ["autograde"] and "nbgrader" in (os.path.basename(sys.argv[0]),
+                                                          os.path.basename(os.path.dirname(sys.argv[0])))
+if GRADING:
+    sandbox.install_kernelspec()
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS), os.environ.get("JUPYTER_PATH")]))
+    c.Execute.kernel_name = sandbox.KERNEL_NAME
+    c.KernelManager.transport = "ipc"
+    os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="course-grading-runtime-")
+    if os.geteuid() == 0:  # as root each kernel runs as an unprivileged uid of its own, which creates its sockets here
+        os.chmod(os.environ["JUPYTER_RUNTIME_DIR"], 0o1777)
+    c.KernelManager.ip = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], "kernel")  # socket paths: <runtime>/kernel-<port>
+    if "autograde" in sys.argv:
+        try:
+            sandbox.bwrap_path()
+        except sandbox.SandboxUnavailable as error:
+            raise SystemExit(f"nbgrader autograde stopped: {error}")
 
 # Feedback shows each check's message but neither hidden test code nor tracebacks quoting it (autograder/feedback.py).
 from nbgrader.preprocessors import GetGrades  # noqa: E402
