@@ -39,7 +39,12 @@ import sys  # noqa: E402
 sys.path.insert(0, ROOT)
 from autograder import execute, feedback, sandbox  # noqa: E402
 
-if "autograde" in sys.argv:
+# The sandbox kernelspec exists, and is on JUPYTER_PATH, only while `nbgrader autograde` runs: every other command
+# that loads this file (JupyterLab's nbgrader extension, the Validate button, generate_assignment) leaves the
+# process's kernels and environment alone, so students never see that kernel.
+GRADING = sys.argv[1:2] == ["autograde"] and "nbgrader" in (os.path.basename(sys.argv[0]),
+                                                          os.path.basename(os.path.dirname(sys.argv[0])))
+if GRADING:
     try:
         sandbox.bwrap_path()
     except sandbox.SandboxUnavailable as error:

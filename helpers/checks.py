@@ -18,12 +18,92 @@ _grading_seed: tuple[int, ...] | None = None
 
 
 class CheckFailure(AssertionError):
-    """An AssertionError raised by a check; its message states what, expected, got, and the likely mistake."""
+    """An AssertionError raised by a check; its message states what, expected, got, and the likely mistake.
+
+    In a notebook it shows as its message alone: IPython (JupyterLab, nbclient, nbgrader, JupyterLite) calls
+    ``_render_traceback_`` instead of printing a traceback, which here would run through the checks' own code and
+    bury the one line that matters.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        lines = str(self).splitlines() or [""]
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {lines[0]}", *lines[1:]]
 
 
-def _short(value, limit: int = 300) -> str:
-    text = np.array2string(value, precision=6, threshold=12) if isinstance(value, np.ndarray) else repr(value)
+_DIGITS = (4, 6, 8, 10, 12, 17)  # significant digits tried in turn until expected and got print differently
+_ITEMS = 12  # arrays and lists longer than this print their first and last few items
+
+
+def _float_text(x: float, digits: int) -> str:
+    text = f"{x:.{digits}g}"
+    return text + ".0" if text.lstrip("-").isdigit() else text  # 4.0 stays a float: "4.0", not "4"
+
+
+def _text(value, digits: int = _DIGITS[0]) -> str:
+    """``value`` as a student reads it: ``0.2522`` (not ``np.float64(0.25216355140656427)``), arrays with a few
+    digits and, when long, only their first and last items."""
+    if isinstance(value, np.generic) and not isinstance(value, np.void):
+        value = value.item()  # numpy scalars print like Python's
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float_text(value, digits)
+    if isinstance(value, complex):
+        return f"({_float_text(value.real, digits)}{'+' if value.imag >= 0 else '-'}{_float_text(abs(value.imag), digits)}j)"
+    if isinstance(value, np.ndarray):
+        edge = 3 if value.ndim <= 1 else 2
+        with np.printoptions(precision=digits, threshold=_ITEMS, edgeitems=edge, floatmode="maxprec", legacy=False):
+            lines = np.array2string(value, separator=", ").splitlines()
+        text = " ".join(line.strip() for line in lines if line.strip())  # on one line
+        return f"array of shape {value.shape}: {text}" if value.size > _ITEMS else text
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+        shown = [_text(v, digits) for v in (items if len(items) <= _ITEMS else items[:3])]
+        if len(items) > _ITEMS:
+            shown += [f"... ({len(items) - 6} more) ...", *(_text(v, digits) for v in items[-3:])]
+        inner = ", ".join(shown) + ("," if isinstance(value, tuple) and len(items) == 1 else "")
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_text(k, digits)}: {_text(v, digits)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _short(value, limit: int = 300, digits: int = _DIGITS[0]) -> str:
+    try:
+        text = _text(value, digits)
+    except Exception:  # a student's object whose repr or array conversion fails
+        text = f"<{type(value).__name__} object>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _expected_and_got(expected, actual) -> tuple[str, str]:
+    """The two values as text, with as few digits as tell them apart."""
+    for digits in _DIGITS:
+        pair = _short(expected, digits=digits), _short(actual, digits=digits)
+        if pair[0] != pair[1]:
+            break
+    return pair
+
+
+def _largest_difference(expected, actual) -> str:
+    """For long arrays of the same shape, which printed summarised: where they differ most."""
+    try:
+        e, a = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+        if e.shape != a.shape or e.size <= _ITEMS:
+            return ""
+        with np.errstate(invalid="ignore"):
+            gap = np.where(np.isnan(e) & np.isnan(a), 0.0, np.abs(a - e))
+        gap = np.where(np.isnan(gap), np.inf, gap)
+        index = np.unravel_index(int(np.argmax(gap)), e.shape)
+        if gap[index] == 0:
+            return ""
+        where = index[0] if len(index) == 1 else tuple(int(i) for i in index)
+        first, second = _expected_and_got(e[index], a[index])
+        return f"The largest difference is at index {where}: expected {first}, got {second}."
+    except Exception:
+        return ""
 
 
 def _matches(actual, candidate, rtol: float, atol: float) -> bool:
@@ -43,11 +123,15 @@ def _matches(actual, candidate, rtol: float, atol: float) -> bool:
 
 
 def _fail(what: str, expected, actual, mistakes, rtol: float, atol: float, hint: str = "") -> None:
-    lines = [f"{what}: expected {_short(expected)}, got {_short(actual)}."]
+    expected_text, actual_text = _expected_and_got(expected, actual)
+    lines = [f"{what}: expected {expected_text}, got {actual_text}."]
     for description, wrong in mistakes:
         if _matches(actual, wrong, rtol, atol):
             lines.append(f"This is what {description} gives.")
             break
+    difference = _largest_difference(expected, actual)
+    if difference:
+        lines.append(difference)
     if hint:
         lines.append(hint)
     raise CheckFailure("\n".join(lines))

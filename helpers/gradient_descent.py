@@ -19,8 +19,27 @@ def quadratic_loss(H: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def quadratic_gradient(H: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The gradient function w -> H w of the quadratic loss. H: (d, d); the function maps (d,) -> (d,)."""
-    return lambda w: H @ w
+    """The gradient function w -> H w of the quadratic loss. H: (d, d); the function maps (d,) -> (d,).
+
+    In 1-D (H: (1, 1)) it also takes a scalar w and then returns a scalar. A w that does not fit H raises a
+    ValueError that says what shape it needs.
+    """
+    H = np.asarray(H)
+
+    def gradient(w):
+        w = np.asarray(w)
+        if w.ndim == 0:
+            if H.shape == (1, 1):
+                return H[0, 0] * w
+            raise ValueError(f"quadratic_gradient: w is the scalar {w.item()!r}, but H is {H.shape[0]}x{H.shape[1]}, "
+                             f"so w needs {H.shape[1]} entries. Turn a scalar start point into a vector first: "
+                             "w = np.array(w0, dtype=float).reshape(-1)")
+        if w.shape[-1:] != H.shape[1:]:
+            raise ValueError(f"quadratic_gradient: w has shape {w.shape}, but H is {H.shape[0]}x{H.shape[1]}, "
+                             f"so w needs shape ({H.shape[1]},)")
+        return H @ w
+
+    return gradient
 
 
 def gradient_descent(grad: Callable[[np.ndarray], np.ndarray], w0, eta: float, n_steps: int) -> np.ndarray:

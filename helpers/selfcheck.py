@@ -3,8 +3,9 @@
     selfcheck.report()          # the bootstrap cell at the top of each notebook imports selfcheck
 
 finds the notebook file in the current folder, runs each of its visible check cells (the locked cells that grade
-an exercise) against the functions you have run so far, and prints one row per check: exercise, points, passed or
-FAILED, and the first line of the failure message.
+an exercise) against the functions you have run so far, and prints one row per check: exercise, points, passed,
+FAILED (with the first line of the failure message) or not run yet (its exercise cell, or a cell above the check,
+has not run in this kernel: typically the exercises below the cell you are in), and the count of each.
 
 What it does not do: the grade also runs **hidden tests** (random cases against the reference implementation)
 that are not in your notebook, so they are not run here; passing every visible check is necessary for full marks,
@@ -16,6 +17,7 @@ writes): it runs in JupyterLite's browser kernel too.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -25,7 +27,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CheckResult", "find_notebook", "visible_checks", "run_checks", "report"]
+__all__ = ["CheckResult", "find_notebook", "visible_checks", "answer_names", "run_checks", "report"]
 
 _HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 _MESSAGE_WIDTH = 100
@@ -39,7 +41,13 @@ class CheckResult:
     check: str  # grade_id of the check cell
     points: float  # what the grader gives the cell when the visible *and* the hidden tests pass
     passed: bool
-    message: str  # first line of the failure ("" when passed)
+    message: str  # first line of the failure ("" when passed), or why it has not run yet
+    not_run: bool = False  # not run yet: a name it needs (its exercise's function, ...) is not defined yet
+
+    @property
+    def status(self) -> str:
+        """ "passed", "FAILED" or "not run yet"."""
+        return "passed" if self.passed else "not run yet" if self.not_run else "FAILED"
 
 
 def _source(cell: dict) -> str:
@@ -119,13 +127,56 @@ def _first_line(error: BaseException) -> str:
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     if isinstance(error, NotImplementedError):
         return "not implemented yet (the exercise cell still raises NotImplementedError)"
-    if isinstance(error, NameError):
-        return f"{name}: {text} (run the cells above this one first)"
     return f"{name}: {text}" if text else name
 
 
+def _defined_names(source: str) -> set[str]:
+    """The functions and classes a cell defines at its top level (what an exercise cell gives the notebook)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def _used_names(source: str) -> list[str]:
+    """The names a check's source reads, in order of first use; [] when it is not plain Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = [node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)]
+    return list(dict.fromkeys(names))
+
+
+def answer_names(nb: dict) -> dict[str, str]:
+    """name -> grade_id of the exercise cell that defines it, for every function and class the exercise cells
+    (autograded answer cells) of the notebook define."""
+    names = {}
+    for cell in nb.get("cells", []):
+        meta = _nbgrader(cell)
+        if meta.get("solution") and cell.get("cell_type") == "code" and not meta.get("grade"):
+            for name in sorted(_defined_names(_source(cell))):
+                names.setdefault(name, meta.get("grade_id", ""))
+    return names
+
+
+class _NotRunYet(Exception):
+    """A name the check needs is not defined in the notebook's namespace yet."""
+
+
+def _missing_name(error: NameError, check: str) -> bool:
+    """True when the NameError comes from the check's own code (a cell above it has not run), not from inside a
+    function the check called (a mistake in that function)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == f"<check {check}>"
+
+
 def _run_one(source: str, check: str, namespace: dict) -> str:
-    """Run one check's source in ``namespace``; returns "" when it passed, else the first line of the failure."""
+    """Run one check's source in ``namespace``; returns "" when it passed, else the first line of the failure.
+    Raises ``_NotRunYet`` when the check stops on a name that is not defined yet."""
     shell = _ipython()
     if shell is not None:
         source = shell.transform_cell(source)  # IPython syntax (%magics) as in the notebook
@@ -136,6 +187,10 @@ def _run_one(source: str, check: str, namespace: dict) -> str:
         with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             warnings.simplefilter("ignore")
             exec(compile(source, f"<check {check}>", "exec"), namespace)
+    except NameError as error:
+        if _missing_name(error, check):
+            raise _NotRunYet(f"{error} yet") from None
+        return _first_line(error)
     except Exception as error:  # a failing check: its message is the result (KeyboardInterrupt still stops)
         return _first_line(error)
     finally:
@@ -149,13 +204,49 @@ def run_checks(path: str | Path | None = None, namespace: dict | None = None) ->
     notebook's, i.e. IPython's user namespace); returns one ``CheckResult`` per check cell."""
     namespace = _caller_namespace(1) if namespace is None else namespace
     notebook = find_notebook(path, namespace)
-    checks, _ = visible_checks(json.loads(notebook.read_text(encoding="utf-8")))
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    checks, _ = visible_checks(nb)
+    answers = answer_names(nb)
+    below = _checks_below_current_cell(nb)
     scratch = dict(namespace)  # the checks' own variables (H, expected, ...) stay out of the notebook
     results = []
     for exercise, check, points, source in checks:
-        message = _run_one(source, check, scratch)
+        where = "below this cell" if check in below else "above this check"
+        missing = [name for name in _used_names(source) if name in answers and name not in scratch]
+        if missing:
+            needs = ", ".join(f"`{name}`" for name in missing)
+            message = (f"{needs} {'is' if len(missing) == 1 else 'are'} not defined yet: run "
+                       f"{'its exercise cell' if len(missing) == 1 else 'their exercise cells'} ({where}) first")
+            results.append(CheckResult(exercise, check, points, False, message, not_run=True))
+            continue
+        try:
+            message = _run_one(source, check, scratch)
+        except _NotRunYet as error:
+            message = f"{error}: run the cells {'down to it' if check in below else 'above this check'} first"
+            results.append(CheckResult(exercise, check, points, False, message, not_run=True))
+            continue
         results.append(CheckResult(exercise, check, points, not message, message))
     return results
+
+
+def _current_cell_id() -> str | None:
+    """The id of the notebook cell that is running now, when the front end says so (JupyterLab does)."""
+    try:
+        parent = _ipython().kernel.get_parent()
+        cell_id = parent.get("metadata", {}).get("cellId")
+    except Exception:  # no IPython kernel (a script, nbclient without cell ids, a browser kernel)
+        return None
+    return cell_id if isinstance(cell_id, str) else None
+
+
+def _checks_below_current_cell(nb: dict) -> set[str]:
+    """The grade_ids of the check cells below the cell that is running now (empty when that is not known)."""
+    cell_id = _current_cell_id()
+    cells = nb.get("cells", [])
+    index = next((i for i, cell in enumerate(cells) if cell_id and cell.get("id") == cell_id), None)
+    if index is None:
+        return set()
+    return {_nbgrader(cell).get("grade_id") for cell in cells[index + 1:] if _nbgrader(cell).get("grade")}
 
 
 def _shorten(text: str, width: int = _MESSAGE_WIDTH) -> str:
@@ -182,15 +273,18 @@ def report(path: str | Path | None = None, namespace: dict | None = None) -> Non
     for r in results:
         exercise = r.exercise if r.exercise != previous else ""
         previous = r.exercise
-        lines.append(f"{exercise:<{width_exercise}}  {r.check:<{width_check}}  {_points(r.points):>6}  "
-                     f"{'passed' if r.passed else 'FAILED'}")
+        lines.append(f"{exercise:<{width_exercise}}  {r.check:<{width_check}}  {_points(r.points):>6}  {r.status}")
         if not r.passed:
             lines.append(f"{'':<{width_exercise}}    -> {_shorten(r.message)}")
     passed_points = sum(r.points for r in results if r.passed)
     total_points = sum(r.points for r in results)
+    failed = sum(not r.passed and not r.not_run for r in results)
+    not_run = sum(r.not_run for r in results)
     lines += ["",
               f"Visible checks passed: {sum(r.passed for r in results)} of {len(results)}, "
               f"worth {_points(passed_points)} of {_points(total_points)} points.",
+              f"Failed: {failed}. Not run yet: {not_run}"
+              + (" (their exercise cells, or cells above them, have not run in this kernel yet)." if not_run else "."),
               "Hidden tests are not included: the grader also runs hidden tests (random cases against the",
               "reference) on the same functions, and a check cell earns its points only if those pass too."]
     if manual:

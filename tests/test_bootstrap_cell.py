@@ -40,7 +40,8 @@ def test_the_cell_installs_the_package_the_site_serves():
     assert bootstrap_cell.WHEEL_NAME == project["name"]
     assert f'piplite.install("{project["name"]}")' in bootstrap_cell.SOURCE
     assert "selfcheck.report()" in bootstrap_cell.SOURCE.splitlines()[1], "the comment tells learners about it"
-    assert len(bootstrap_cell.SOURCE.splitlines()) <= 16, "keep the cell short enough to read"
+    assert len(bootstrap_cell.SOURCE.splitlines()) <= 17, "keep the cell short enough to read"
+    assert "stays [*]" in bootstrap_cell.SOURCE.splitlines()[2], "the comment says what a blocked browser kernel looks like"
 
 
 def _notebook(*sources, minor=5):

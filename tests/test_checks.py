@@ -52,3 +52,63 @@ def test_true():
     checks.expect_true(True, "never shown")
     with pytest.raises(AssertionError, match="explained"):
         checks.expect_true(False, "explained")
+
+
+# --- how a failure reads ------------------------------------------------------------------------------------------
+
+def _message(check, *args, **kwargs) -> str:
+    with pytest.raises(checks.CheckFailure) as info:
+        check(*args, **kwargs)
+    return str(info.value)
+
+
+def test_numbers_print_plainly_with_the_digits_that_tell_them_apart():
+    assert _message(checks.expect_close, np.float64(0.25216355140656427), 0.2, "rate") == (
+        "rate: expected 0.2, got 0.2522.")
+    assert _message(checks.expect_close, 0.2000123, 0.2, "rate") == "rate: expected 0.2, got 0.200012."
+    assert _message(checks.expect_close, np.float32(3.0), 4, "n") == "n: expected 4, got 3.0."
+    assert _message(checks.expect_equal, (np.float64(1.5), np.int64(2)), (1.5, 3), "pair") == (
+        "pair: expected (1.5, 3), got (1.5, 2).")
+    assert "np.float64" not in _message(checks.expect_close, np.array([np.float64(1.0)]), [2.0], "x")
+
+
+def test_large_arrays_print_summarised_on_one_line_with_their_shape_and_largest_difference():
+    expected = np.arange(1000.0).reshape(100, 10)
+    got = expected.copy()
+    got[57, 3] += 0.5
+    message = _message(checks.expect_close, got, expected, "big")
+    first = message.splitlines()[0]
+    assert first.startswith("big: expected array of shape (100, 10): [[") and "..." in first
+    assert len(first) < 700 and first.count("array of shape (100, 10)") == 2
+    assert message.splitlines()[1] == "The largest difference is at index (57, 3): expected 573.0, got 573.5."
+    small = _message(checks.expect_close, np.array([[4.0], [2.0]]), np.array([[4.0], [1.0]]), "path")
+    assert small == "path: expected [[4.], [1.]], got [[4.], [2.]]."
+
+
+def test_a_failure_renders_as_its_message_alone():
+    """IPython shows ``_render_traceback_()`` instead of a traceback: the class name and the message, no frames."""
+    error = checks.CheckFailure("what: expected 1.0, got 2.0.\nThis is what x gives.")
+    assert error._render_traceback_() == ["\x1b[0;31mCheckFailure\x1b[0m: what: expected 1.0, got 2.0.",
+                                          "This is what x gives."]
+
+
+def test_in_a_kernel_a_failed_check_has_no_traceback_through_the_helpers(tmp_path):
+    """What nbclient (and so nbgrader) and JupyterLab receive from the kernel: the message, no helpers/ frame."""
+    import nbformat
+
+    from tools import nbexec
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import numpy as np\nfrom helpers import checks"),
+        nbformat.v4.new_code_cell('def rate():\n    return np.float64(0.25216355140656427)\n\n'
+                                  'checks.expect_close(rate(), 0.2, "rate()", mistakes=[("using eta twice", rate())])'),
+        nbformat.v4.new_code_cell("checks.expect_equal(int('3'), 4, 'steps')"),
+    ])
+    nbformat.write(nb, tmp_path / "probe.ipynb")
+    executed = nbexec.execute(tmp_path / "probe.ipynb", allow_errors=True)
+    outputs = [o for o in executed.cells[1].outputs if o.output_type == "error"]
+    assert len(outputs) == 1 and outputs[0].ename == "CheckFailure"
+    assert outputs[0].traceback == ["\x1b[0;31mCheckFailure\x1b[0m: rate(): expected 0.2, got 0.2522.",
+                                    "This is what using eta twice gives."]
+    text = "\n".join(o.traceback[0] for c in executed.cells[1:] for o in c.outputs if o.output_type == "error")
+    assert "helpers" not in text and "File " not in text and "Traceback" not in text

@@ -23,6 +23,28 @@ def test_scalar_start_point_is_one_dimensional():
     np.testing.assert_array_equal(path, [[4.0], [2.0], [1.0], [0.5]])
 
 
+def test_quadratic_gradient_takes_the_scalar_w_the_exercise_allows_and_says_what_else_it_needs():
+    """Notebook 01 allows a scalar w0; a student's gradient_descent may hand it on unchanged."""
+    one_d = quadratic_gradient(np.array([[2.0]]))
+    assert one_d(4.0) == 8.0 and np.ndim(one_d(4.0)) == 0
+    np.testing.assert_array_equal(one_d(np.array([4.0])), [8.0])
+    two_d = quadratic_gradient(np.diag([1.0, 10.0]))
+    with pytest.raises(ValueError, match=r"w is the scalar 4.0, but H is 2x2.*reshape\(-1\)"):
+        two_d(4.0)
+    with pytest.raises(ValueError, match=r"w has shape \(3,\), but H is 2x2, so w needs shape \(2,\)"):
+        two_d(np.ones(3))
+
+    def keeps_w0_as_it_is(grad, w0, eta, n_steps):  # a typical first attempt: never turns w0 into a vector
+        w, path = w0, [w0]
+        for _ in range(n_steps):
+            w = w - eta * grad(w)
+            path.append(w)
+        return np.array(path)
+
+    np.testing.assert_array_equal(keeps_w0_as_it_is(quadratic_gradient(np.array([[1.0]])), 4.0, 0.5, 3),
+                                  [4.0, 2.0, 1.0, 0.5])  # the check then names the missing dimension
+
+
 def test_quadratic_loss_accepts_stacks():
     H = np.diag([1.0, 10.0])
     w = np.array([[1.0, 1.0], [2.0, 0.0]])

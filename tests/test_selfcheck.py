@@ -60,7 +60,40 @@ def test_failures_show_their_first_line_and_name_unimplemented_exercises(tmp_pat
     assert "not implemented yet" in results["half_hand_case"].message
     results = {r.check: r for r in selfcheck.run_checks(path, {"double": lambda x: 3 * x})}
     assert results["double_hand_case"].message == "AssertionError: double(2) gave 6, expected 4"
-    assert "NameError" in results["half_hand_case"].message and "run the cells above" in results["half_hand_case"].message
+    assert results["half_hand_case"].status == "not run yet" and not results["half_hand_case"].passed
+    assert results["half_hand_case"].message == "`half` is not defined yet: run its exercise cell (above this check) first"
+
+
+def test_not_run_yet_is_told_from_failed(tmp_path):
+    """A check whose exercise function (or another name it needs) is not defined yet has not run; a NameError from
+    inside the learner's own function is a failure of that function."""
+    path = _write(tmp_path)
+    nb = json.loads(path.read_text())
+    nb["cells"][2]["source"] = '"""double: more."""\nassert double(expected_input) == -2'  # a name of a cell above
+    path.write_text(json.dumps(nb))
+
+    def double_with_a_typo(x):
+        return 2 * y  # noqa: F821 - the learner's mistake
+
+    results = {r.check: r for r in selfcheck.run_checks(path, {"double": double_with_a_typo})}
+    assert results["double_hand_case"].status == "FAILED"
+    assert results["double_hand_case"].message == "NameError: name 'y' is not defined"
+    assert results["double_more"].status == "not run yet"
+    assert results["double_more"].message == ("name 'expected_input' is not defined yet: "
+                                              "run the cells above this check first")
+    assert results["half_hand_case"].status == "not run yet"
+    assert selfcheck.answer_names(nb) == {"double": "double", "half": "half"}
+
+
+def test_report_counts_failed_and_not_run_yet(tmp_path, capsys):
+    path = _write(tmp_path)
+    selfcheck.report(path, {"double": lambda x: 3 * x})
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert re.search(r"^double\s+double_hand_case\s+1\s+FAILED\n\s+-> AssertionError: double\(2\) gave 6", out, re.M), out
+    assert re.search(r"^half\s+half_hand_case\s+1\s+not run yet\n\s+-> `half` is not defined yet", out, re.M), out
+    assert "Visible checks passed: 0 of 3, worth 0 of 4 points." in out
+    assert "Failed: 2. Not run yet: 1 (their exercise cells, or cells above them, have not run" in out
 
 
 def selfcheck_stub(x):
@@ -168,3 +201,23 @@ def test_solution_notebook_scores_every_visible_point(assignment, tmp_path):
     assert nbexec.errors(executed) == []
     n_checks, points = _visible_points(json.loads(path.read_text()))
     assert f"Visible checks passed: {n_checks} of {n_checks}, worth {points:g} of {points:g} points." in report, report
+
+
+def test_report_mid_way_says_not_run_yet_for_the_exercises_below(tmp_path):
+    """Notebook 01's solution run down to the first exercise's checks, then selfcheck.report(): those checks pass,
+    every later one is "not run yet" (its function is not defined in the kernel), and none FAILED."""
+    path = solution_notebook("01-learning-rate")
+    nb = nbformat.read(path, as_version=4)
+    meta = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+    answers = [i for i, m in enumerate(meta) if m.get("solution") and nb.cells[i].cell_type == "code"]
+    first_checks = [i for i, m in enumerate(meta) if m.get("grade") and not m.get("solution") and
+                    answers[0] < i < answers[1]]
+    kept = {m["grade_id"] for m in meta[:first_checks[-1] + 1]}
+    _, report = _report(tmp_path / "01-learning-rate", path,
+                        keep=lambda cell: cell.metadata.get("nbgrader", {}).get("grade_id") in kept)
+    n_checks, _ = _visible_points(json.loads(path.read_text()))
+    assert f"Visible checks passed: {len(first_checks)} of {n_checks}," in report, report
+    assert f"Failed: 0. Not run yet: {n_checks - len(first_checks)} " in report, report
+    assert report.count("not run yet\n") == n_checks - len(first_checks), report
+    assert "`classify_learning_rate` is not defined yet: run its exercise cell" in report
+    assert "FAILED" not in report and "NameError" not in report

@@ -165,6 +165,60 @@ def test_site_loads_in_the_browser_and_lists_every_notebook(served, tmp_path):
     assert all(url.startswith(cdn) for url in outside), f"the site asks for more than Pyodide's CDN: {outside}"
 
 
+def test_every_page_loads_the_pyodide_check_with_the_cdn_and_the_alternatives(built):
+    output, _ = built
+    script = (output / "course" / "pyodide-check.js").read_text()
+    assert json.dumps(site.pyodide_cdn_url()) in script and not re.search(r"__[A-Z_]+__", script)
+    assert f"TIMEOUT_SECONDS = {site.PYODIDE_CHECK_SECONDS}" in script
+    for phrase in ("Binder", "<code>./course start</code>", "offline build", f"pyodide-{site.pyodide_version()}"):
+        assert phrase in script, phrase
+    for app in ("lab", "notebooks", "tree"):
+        assert '<script src="../course/pyodide-check.js"></script>' in (output / app / "index.html").read_text(), app
+
+
+def test_with_the_repository_the_note_links_to_its_binder_and_clone():
+    text = site.alternatives_html("someone/course")
+    assert 'href="https://mybinder.org/v2/gh/someone/course/HEAD?urlpath=lab/tree/work"' in text
+    assert 'href="https://github.com/someone/course"' in text
+    assert "the link is in the course's README" in site.alternatives_html(None)
+    workflow = (ROOT / ".github" / "workflows" / "pages.yml").read_text()
+    assert '--repository "${{ github.repository }}"' in workflow
+
+
+NOTE = ".course-pyodide-unavailable"
+
+
+def test_a_blocked_cdn_is_explained_in_the_notebook_within_30_s(served, tmp_path):
+    """Chromium resolves no host but loopback here, as a network that blocks the CDN: the notebook says why its
+    cells cannot run and what to use instead, in JupyterLab and in the Notebook interface; where the CDN answers
+    (simulated), no note."""
+    require_browser()
+    with browser_context(tmp_path / "profile") as context:
+        page = context.pages[0] if context.pages else context.new_page()
+        for app, name in (("lab", "site-3-cdn-blocked-lab"), ("notebooks", "site-4-cdn-blocked-notebook")):
+            started = time.monotonic()
+            page.goto(f"{served}/{app}/index.html?path={NOTEBOOKS[0]}/{NOTEBOOKS[0]}.ipynb")
+            note = page.locator(f".jp-NotebookPanel {NOTE}")
+            note.wait_for(timeout=30_000)
+            assert time.monotonic() - started < 30
+            text = note.inner_text()
+            for phrase in ("Python cannot start in this browser tab", "cdn.jsdelivr.net", "could not be reached",
+                           "Binder", "./course start", "offline build"):
+                assert phrase in text, (phrase, text)
+            box = note.bounding_box()
+            first_cell = page.locator(".jp-NotebookPanel .jp-Cell").first.bounding_box()
+            assert box and first_cell and box["height"] > 40 and box["y"] < first_cell["y"], "above the first cell"
+            screenshot(page, name)
+
+    with browser_context(tmp_path / "profile-cdn") as context:
+        context.route("https://cdn.jsdelivr.net/**", lambda route: route.fulfill(status=200, body=""))
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(f"{served}/lab/index.html?path={NOTEBOOKS[0]}/{NOTEBOOKS[0]}.ipynb")
+        page.locator(".jp-Notebook .jp-RenderedMarkdown h1").first.wait_for()
+        page.wait_for_timeout(5000)
+        assert page.locator(NOTE).count() == 0, "a note although the CDN answered"
+
+
 def _conda_dependencies(path: Path) -> list[str]:
     return [line.strip()[2:] for line in path.read_text().splitlines() if re.match(r"^  - [A-Za-z][^:]*$", line)]
 

@@ -6,7 +6,9 @@ Where the notebook runs decides how ``helpers`` arrives:
   installed with ``piplite`` (a top-level ``await``, which IPython runs in both worlds);
 - a clone of the repository opened with some other Jupyter: the repository root (the folder holding
   ``helpers/__init__.py``, found by walking up from the notebook's folder) goes onto ``sys.path``.
-It also imports ``selfcheck``, so a learner can see their score on the visible checks with one call.
+It also imports ``selfcheck``, so a learner can see their score on the visible checks with one call. In
+JupyterLite the cell cannot run at all when Pyodide's CDN is blocked: its comment then points at the note the site
+shows at the top of the notebook (tools/pyodide-check.js).
 
 ``tools.release.release`` applies ``ensure_bootstrap_cell`` to the solution notebook before nbgrader runs, so every
 notebook gets the current cell (a locked, ungraded cell with grade_id "bootstrap", the first code cell).
@@ -24,6 +26,7 @@ WHEEL_NAME = "normalization-course-dl-helpers"  # pyproject.toml's [project] nam
 SOURCE = f'''\
 # Makes the course's `helpers` importable: in the browser (JupyterLite) and on your computer alike.
 # Your score on the visible checks so far, at any time: selfcheck.report()
+# In the browser, if this cell stays [*] for minutes, Python could not be downloaded: see the note at the top.
 import sys
 try:
     import helpers

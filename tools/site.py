@@ -1,6 +1,6 @@
 """Build the course's static JupyterLite site: the student notebooks, running in the browser with nothing installed.
 
-Usage: python -m tools.site [--output DIR] [--pyodide TARBALL_OR_URL] [--serve [PORT]]
+Usage: python -m tools.site [--output DIR] [--pyodide TARBALL_OR_URL] [--repository OWNER/NAME] [--serve [PORT]]
 (``./course site`` runs it). The site (default ``_site/``) holds:
 - every student notebook ``notebooks/<id>/<id>.ipynb``, its kernelspec rewritten for the Pyodide kernel;
 - the helpers package as a wheel (built from this repository, data files inside), served by the site itself and
@@ -9,16 +9,23 @@ Usage: python -m tools.site [--output DIR] [--pyodide TARBALL_OR_URL] [--serve [
 - JupyterLab and the Notebook interface (jupyterlite-core) with the Pyodide kernel (jupyterlite-pyodide-kernel),
   built without source maps.
 Pyodide itself and its numpy and matplotlib are *not* in the site: the browser loads them from Pyodide's CDN when
-a learner starts a kernel. For a fully offline site pass ``--pyodide`` a full Pyodide release tarball (the version
-jupyterlite-pyodide-kernel expects, see ``PYODIDE_VERSION``); it is then copied into the site.
+a learner starts a kernel. Where that CDN is blocked, the kernel would just never start; so every page gets
+``course/pyodide-check.js`` (from tools/pyodide-check.js), which asks the CDN for Pyodide as soon as a notebook is
+open and, when it does not answer within ``PYODIDE_CHECK_SECONDS``, shows at the top of the notebook why its cells
+cannot run and what to use instead (Binder, ``./course start``, the offline build). ``--repository OWNER/NAME``
+(the GitHub Pages workflow passes it) makes those links point at the course's repository and its Binder.
+For a fully offline site pass ``--pyodide`` a full Pyodide release tarball (the version jupyterlite-pyodide-kernel
+expects, see ``PYODIDE_VERSION``); it is then copied into the site (and the CDN check is left out).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import functools
+import html
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +40,8 @@ OUTPUT = ROOT / "_site"
 KERNELSPEC = {"name": "python", "display_name": "Python (Pyodide)", "language": "python"}
 APPS = ("lab", "notebooks", "tree")  # JupyterLab, the single-notebook interface, and its file browser
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "helpers")
+PYODIDE_CHECK = ROOT / "tools" / "pyodide-check.js"
+PYODIDE_CHECK_SECONDS = 15  # the CDN answers a HEAD request in well under a second where it is reachable
 SETTINGS = {  # JupyterLab settings of the site: README.md opens rendered; no news or update pop-ups
     "@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Markdown Preview"}},
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -44,6 +53,57 @@ def pyodide_version() -> str:
     from jupyterlite_pyodide_kernel.constants import PYODIDE_VERSION
 
     return PYODIDE_VERSION
+
+
+def pyodide_cdn_url() -> str:
+    """Pyodide's entry point on its CDN, as the pinned kernel loads it."""
+    return f"https://cdn.jsdelivr.net/pyodide/v{pyodide_version()}/full/pyodide.mjs"
+
+
+def binder_url(repository: str) -> str:
+    """Binder on the course's repository, opening JupyterLab on the working copy (binder/postBuild makes it)."""
+    return f"https://mybinder.org/v2/gh/{repository}/HEAD?urlpath=lab/tree/work"
+
+
+def alternatives_html(repository: str | None = None) -> str:
+    """The list items of what to do where Pyodide cannot be fetched: Binder, ./course start, the offline build."""
+    if repository:
+        repo = f"https://github.com/{repository}"
+        binder = (f'<a href="{html.escape(binder_url(repository))}" target="_blank" rel="noopener">the course on '
+                  "Binder</a>: a Jupyter server in the cloud, nothing to install (mybinder.org must be reachable);")
+        clone = f'clone <a href="{html.escape(repo)}" target="_blank" rel="noopener">{html.escape(repo)}</a>'
+    else:
+        binder = "the course on Binder (mybinder.org; the link is in the course's README): nothing to install;"
+        clone = "clone the course's repository"
+    return "".join(f"<li>{item}</li>" for item in (
+        binder,
+        f"on your own computer: {clone} and run <code>./course start</code> (Python 3.11 or newer);",
+        "the offline build of this site, which carries Python inside and needs no CDN (ask your instructor, or "
+        f"build it: <code>./course site --pyodide pyodide-{pyodide_version()}.tar.bz2</code>).",
+    ))
+
+
+def add_pyodide_check(output: Path, repository: str | None = None, url: str | None = None,
+                      timeout: float = PYODIDE_CHECK_SECONDS) -> list[Path]:
+    """Write course/pyodide-check.js into the built site and load it from every HTML page; returns the pages."""
+    script = (PYODIDE_CHECK.read_text(encoding="utf-8")
+              .replace('"__PYODIDE_URL__"', json.dumps(url or pyodide_cdn_url()))
+              .replace("__TIMEOUT_SECONDS__", f"{timeout:g}")
+              .replace('"__ALTERNATIVES__"', json.dumps(alternatives_html(repository))))
+    target = output / "course" / "pyodide-check.js"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(script, encoding="utf-8")
+    pages = []
+    for page in sorted(output.rglob("*.html")):
+        if page.relative_to(output).parts[0] in ("build", "extensions", "files", "course"):
+            continue
+        text = page.read_text(encoding="utf-8")
+        if "</body>" not in text or "pyodide-check.js" in text:
+            continue
+        src = os.path.relpath(target, page.parent).replace(os.sep, "/")
+        page.write_text(text.replace("</body>", f'<script src="{src}"></script>\n</body>', 1), encoding="utf-8")
+        pages.append(page)
+    return pages
 
 
 def student_notebooks(root: Path = ROOT) -> list[Path]:
@@ -110,6 +170,9 @@ Work through the notebooks in order; each one ends by naming the problem the nex
 - The first time a notebook starts its kernel, the browser downloads Pyodide {pyodide_version()} and its numpy and
   matplotlib from Pyodide's CDN (cdn.jsdelivr.net), some tens of MB; later visits use the browser's cache.
   The course's own `helpers` package comes from this site (`pypi/`).
+- Where that CDN is blocked (some school networks) or you are offline, a red note at the top of the notebook says
+  so within seconds, and what to use instead: Binder, `./course start` on your own computer, or the offline
+  build of this site.
 - **Run the first code cell first**: it installs `helpers` into the kernel (a few seconds).
 - Fill in the cells that say `# YOUR CODE HERE` (remove the `raise NotImplementedError()` line) and run the check
   cell below each exercise: a failing check says what was expected and which common mistake it looks like.
@@ -154,8 +217,12 @@ def _clear(output: Path) -> None:
         shutil.rmtree(output)
 
 
-def build(output: Path = OUTPUT, root: Path = ROOT, pyodide: str | None = None, quiet: bool = False) -> Path:
-    """Build the site into ``output`` (replacing a previous site there); returns ``output``."""
+def build(output: Path = OUTPUT, root: Path = ROOT, pyodide: str | None = None, quiet: bool = False,
+          repository: str | None = None) -> Path:
+    """Build the site into ``output`` (replacing a previous site there); returns ``output``.
+
+    repository: ``OWNER/NAME`` on GitHub, for the links of the note shown where Pyodide's CDN is unreachable.
+    """
     output = Path(output).resolve()
     _clear(output)
     say = (lambda *a: None) if quiet else functools.partial(print, file=sys.stderr)
@@ -183,6 +250,8 @@ def build(output: Path = OUTPUT, root: Path = ROOT, pyodide: str | None = None, 
         result = subprocess.run(command, cwd=lite, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"jupyter lite build failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    if not pyodide:  # Pyodide comes from the CDN: say so in the notebook where it cannot be fetched
+        add_pyodide_check(output, repository)
     return output
 
 
@@ -216,11 +285,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where to build the site (default: _site/)")
     parser.add_argument("--pyodide", help="a full Pyodide release tarball (path or URL) to put into the site, "
                                           "for a site that works offline")
+    parser.add_argument("--repository", metavar="OWNER/NAME",
+                        help="the course's GitHub repository, for the Binder and clone links of the site")
     parser.add_argument("--serve", nargs="?", const=8000, type=int, metavar="PORT",
                         help="after building, serve the site on http://127.0.0.1:PORT/ (default 8000)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    output = build(args.output, pyodide=args.pyodide)
+    output = build(args.output, pyodide=args.pyodide, repository=args.repository)
     size, count = site_size(output)
     where = output.relative_to(ROOT) if output.is_relative_to(ROOT) else output
     cdn = "Pyodide inside" if args.pyodide else f"Pyodide {pyodide_version()} and numpy/matplotlib load from its CDN"
