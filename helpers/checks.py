@@ -137,6 +137,30 @@ def _fail(what: str, expected, actual, mistakes, rtol: float, atol: float, hint:
     raise CheckFailure("\n".join(lines))
 
 
+LARGE = 12  # arrays with more entries are not printed in a failure message: where they differ most is
+
+
+def _fail_large(what: str, expected: np.ndarray, actual: np.ndarray, mistakes, rtol: float, atol: float,
+                hint: str) -> None:
+    """Failure message for arrays of the same shape too large to print: how many entries differ, and the largest
+    difference with its index and both values."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+        difference = np.where(bad, np.abs(actual - expected), -np.inf)
+    difference = np.where(np.isnan(difference), np.inf, difference)
+    index = np.unravel_index(int(np.argmax(difference)), expected.shape)
+    where = tuple(int(i) for i in index)
+    lines = [f"{what} (shape {expected.shape}): {int(bad.sum())} of {expected.size} entries differ; the largest "
+             f"difference is at index {where}: expected {expected[index]:.6g}, got {actual[index]:.6g}."]
+    for description, wrong in mistakes:
+        if _matches(actual, wrong, rtol, atol):
+            lines.append(f"This is what {description} gives.")
+            break
+    if hint:
+        lines.append(hint)
+    raise CheckFailure("\n".join(lines))
+
+
 def expect_close(actual, expected, what: str, *, mistakes=(), rtol: float = 1e-6, atol: float = 1e-12,
                  hint: str = "") -> None:
     """Assert that ``actual`` has the shape of ``expected`` and values within ``rtol``/``atol``.
@@ -156,6 +180,8 @@ def expect_close(actual, expected, what: str, *, mistakes=(), rtol: float = 1e-6
         shape_msg = f"has shape {actual_arr.shape}, expected {expected_arr.shape}"
         _fail(f"{what} {shape_msg}", expected, actual, mistakes, rtol, atol, hint)
     if not np.allclose(actual_arr, expected_arr, rtol=rtol, atol=atol, equal_nan=True):
+        if expected_arr.size > LARGE:
+            _fail_large(what, expected_arr, actual_arr, mistakes, rtol, atol, hint)
         _fail(what, expected, actual, mistakes, rtol, atol, hint)
 
 

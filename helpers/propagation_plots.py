@@ -8,9 +8,25 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 
 __all__ = ["plot_per_layer", "plot_layer_histograms"]
+
+
+class _PlainLogFormatter(LogFormatterSciNotation):
+    """Labels the same log ticks as matplotlib's default, written as plain numbers (0.3, 2) instead of 3x10^-1."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def plain_log_ticks(ax, max_decades: float = 3.0):
+    """On a log y-axis spanning at most ``max_decades`` decades, write the tick labels as plain numbers."""
+    low, high = ax.get_ylim()
+    if low > 0 and np.log10(high / low) <= max_decades:
+        ax.yaxis.set_major_formatter(_PlainLogFormatter())
+        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    return ax
 
 
 def plot_per_layer(ax, measured: dict, predicted: dict | None = None, *, ylabel: str, reference: float | None = None):
@@ -34,6 +50,7 @@ def plot_per_layer(ax, measured: dict, predicted: dict | None = None, *, ylabel:
         ax.axhline(reference, color="k", ls="--", lw=0.8)
     ax.set(xlabel="layer $l$", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    plain_log_ticks(ax)
     ax.legend(fontsize=7)
     return ax
 

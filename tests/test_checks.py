@@ -25,6 +25,20 @@ def test_close_without_a_known_mistake_still_says_expected_and_got():
         checks.expect_close(3.0, 1.0, "x", mistakes=[("m", 2.0)], hint="hint text")
 
 
+def test_close_on_a_large_array_reports_the_largest_difference_and_where():
+    expected = np.zeros((3, 2, 2, 3))
+    actual = expected.copy()
+    actual[1, 0, 1, 2], actual[2, 1, 0, 0] = 0.5, -2.0
+    with pytest.raises(AssertionError) as failure:
+        checks.expect_close(actual, expected, "dx", mistakes=[("m", actual)], hint="h")
+    message = str(failure.value)
+    assert message.splitlines()[0] == ("dx (shape (3, 2, 2, 3)): 2 of 36 entries differ; the largest difference is at "
+                                       "index (2, 1, 0, 0): expected 0, got -2.")
+    assert "This is what m gives." in message and message.endswith("h") and "[[" not in message
+    with pytest.raises(AssertionError, match=r"index \(0,\): expected 0, got nan"):
+        checks.expect_close(np.full(13, np.nan), np.zeros(13), "y")
+
+
 def test_close_rejects_non_numbers():
     with pytest.raises(AssertionError, match="not a number"):
         checks.expect_close("abc", 1.0, "x")
