@@ -53,6 +53,8 @@ MISTAKES = [
     {"name": "eps added outside the square root", "cell": "normalize_forward",
      "replace": [("std = np.sqrt(var + eps)", "std = np.sqrt(var) + eps")],
      "loses": NORMALIZE_CHECKS,
+     # GroupNorm and BatchNorm build on normalize_forward: cases with a small variance show the mistake there too
+     "may_also_lose": [*GROUP_NORM_CHECKS, *BATCH_NORM_TRAINING_CHECKS],
      "message": "adding eps outside the square root"},
     {"name": "unbiased variance used to normalize", "cell": "normalize_forward",
      "replace": [("mean, var = moments(x, axes)",
@@ -62,6 +64,7 @@ MISTAKES = [
     {"name": "eps left out", "cell": "normalize_forward",
      "replace": [("std = np.sqrt(var + eps)", "std = np.sqrt(var)")],
      "loses": NORMALIZE_CHECKS,
+     "may_also_lose": [*GROUP_NORM_CHECKS, *BATCH_NORM_TRAINING_CHECKS],
      "message": "leaving eps out"},
     # Exercise C2: normalize_backward
     {"name": "gradient ignores the dependence of mean and variance on x", "cell": "normalize_backward",
