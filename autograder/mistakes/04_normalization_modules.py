@@ -132,11 +132,11 @@ MISTAKES = [
                   "momentum * running_mean + (1 - momentum) * mean.reshape(-1)"),
                  ("(1 - momentum) * running_var + momentum * var.reshape(-1)",
                   "momentum * running_var + (1 - momentum) * var.reshape(-1)")],
-     "loses": ["batch_norm_forward_training"],
+     "loses": ["batch_norm_forward_training", "batch_norm_forward_one_value"],  # both check running_var
      "message": "applying momentum in the reverse direction"},
     {"name": "running_var updated with the biased variance", "cell": "batch_norm_forward",
      "replace": [(" * m / (m - 1)", "")],
-     "loses": ["batch_norm_forward_training"],
+     "loses": ["batch_norm_forward_training", "batch_norm_forward_one_value"],  # both check running_var
      "message": "updating running_var with the biased variance"},
     {"name": "unbiased correction computed from N instead of N * H * W", "cell": "batch_norm_forward",
      "replace": [(" * m / (m - 1)", " * x.shape[0] / (x.shape[0] - 1)")],
