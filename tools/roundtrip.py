@@ -59,7 +59,10 @@ def _solution_sources(solution_path: Path) -> dict[str, str]:
 
 
 def apply_mistake(source: str, mistake: dict) -> str:
-    """The solution cell's source with the mistake's (old, new) replacements; each ``old`` must occur."""
+    """The solution cell's source with the mistake's (old, new) replacements (each ``old`` must occur), or the
+    mistake's whole ``source`` when it gives one."""
+    if "source" in mistake:
+        return mistake["source"]
     for old, new in mistake["replace"]:
         if old not in source:
             raise ValueError(f"mistake {mistake['name']!r}: {old!r} is not in cell {mistake['cell']!r}")
