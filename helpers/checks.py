@@ -272,11 +272,21 @@ def _changed(before, after) -> bool:
     if isinstance(before, dict) and isinstance(after, dict):
         return before.keys() != after.keys() or any(_changed(before[k], after[k]) for k in before)
     if hasattr(before, "__dict__") and hasattr(after, "__dict__") and type(before) is type(after):
-        return _changed(vars(before), vars(after))
+        return _changed(_state(before), _state(after))
     try:
         return bool(before != after)
     except Exception:
         return False
+
+
+# What a module's forward pass leaves behind for its backward pass (helpers/network.py, helpers/normalization.py):
+# scratch, not state; a function that runs a forward pass changes these and nothing a caller relies on.
+_FORWARD_CACHES = frozenset({"x", "mask", "out", "outputs"})
+
+
+def _state(obj) -> dict:
+    """An object's attributes without its forward caches (those above and the private ones, ``_cache``)."""
+    return {k: v for k, v in vars(obj).items() if k not in _FORWARD_CACHES and not k.startswith("_")}
 
 
 def _kind(value) -> str:
@@ -311,6 +321,17 @@ def _same_kind(actual, expected) -> bool:
     return True
 
 
+def _agrees(actual, expected, rtol: float, atol: float) -> bool:
+    """True when ``actual`` is ``expected``: None and strings exactly, numbers and arrays within tolerance."""
+    if actual is None or expected is None or isinstance(expected, (str, bytes, bool)):
+        return actual is expected if actual is None or expected is None else bool(actual == expected)
+    try:
+        return np.shape(actual) == np.shape(expected) and bool(np.allclose(
+            np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=rtol, atol=atol, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
 def expect_close_cases(cases, what: str, *, mistakes=(), rtol: float = 1e-6, atol: float = 1e-12,
                        hint: str = "") -> None:
     """Assert that every case's answer is close to its expected value; explain the failures together.
@@ -325,12 +346,7 @@ def expect_close_cases(cases, what: str, *, mistakes=(), rtol: float = 1e-6, ato
     cases = list(cases)
     failing = []
     for index, (label, actual, expected, sizes) in enumerate(cases):
-        try:
-            ok = np.shape(actual) == np.shape(expected) and bool(np.allclose(
-                np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=rtol, atol=atol,
-                equal_nan=True))
-        except (TypeError, ValueError):
-            ok = False
+        ok = _agrees(actual, expected, rtol, atol)
         if not ok:
             failing.append(index)
     if not failing:

@@ -118,9 +118,13 @@ def _scalings(g: np.ndarray, e: np.ndarray, sizes) -> list[Relation]:
             found.append(Relation("constant factor", f"every entry is {ratio:.4g} times the expected value",
                                   _MISTAKES["constant factor"]))
     offset = g - e
+    if found and np.allclose(e, e.flat[0]):  # on a constant expected value a factor and an offset say the same
+        return found
     if e.size > 1 and np.allclose(offset, offset.flat[0], rtol=1e-6, atol=1e-12 * max(1.0, float(np.max(np.abs(e))))) \
             and abs(offset.flat[0]) > 0:
-        found.append(Relation("constant offset", f"every entry is the expected value plus {offset.flat[0]:.4g}",
+        shift = float(offset.flat[0])
+        found.append(Relation("constant offset", f"every entry is the expected value {'plus' if shift > 0 else 'minus'} "
+                              f"{abs(shift):.4g}",
                               _MISTAKES["constant offset"]))
     return found
 

@@ -218,3 +218,26 @@ def test_raises_contract():
         checks.expect_raises(strict, (1,), {}, ValueError, "strict(1)")
     with pytest.raises(AssertionError, match=r"raised TypeError \(no\), expected ValueError"):
         checks.expect_raises(lambda x: (_ for _ in ()).throw(TypeError("no")), (1,), {}, ValueError, "f")
+
+
+def test_function_contract_ignores_forward_caches_but_sees_changed_parameters():
+    from helpers.network import Linear, Sequential, ReLU
+    model = Sequential(Linear(3, 4, np.random.default_rng(0)), ReLU(), Linear(4, 2, np.random.default_rng(1)))
+    x = np.random.default_rng(2).normal(size=(5, 3))
+    forward = lambda m, x: m.forward(x)  # leaves caches behind (x, mask, outputs): not a change of the model
+    checks.expect_function(forward, forward, [("model, x (5, 3)", (model, x), {}, ())], "forward")
+
+    def nudging(m, x):
+        m.layers[0].params["W"] += 1.0
+        return forward(m, x)
+    with pytest.raises(AssertionError, match="changed its argument number 1"):
+        checks.expect_function(nudging, forward, [("model, x (5, 3)", (model, x), {}, ())], "forward")
+
+
+def test_function_contract_compares_none_and_counts_exactly():
+    def count(n, limit=10):
+        return n if n <= limit else None
+    cases = [("n=3", (3,), {}, ()), ("n=12", (12,), {}, ()), ("n=5, limit=4", (5,), {"limit": 4}, ())]
+    checks.expect_function(count, count, cases, "count", rtol=0, atol=0)
+    with pytest.raises(AssertionError, match=r"n=12: returned an int, expected None"):
+        checks.expect_function(lambda n, limit=10: n, count, cases, "count", rtol=0, atol=0)

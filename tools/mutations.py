@@ -69,13 +69,18 @@ def grade(folder: Path, assignment: str, workdir: Path, cell_timeout: int = 60) 
         roundtrip.submit(course, sid, assignment, nb)
         results.append({**case, "student": sid})
     outcome = roundtrip.autograde(course, assignment, f"--Execute.timeout={cell_timeout}")
-    if outcome.returncode != 0:
-        raise RuntimeError(outcome.stdout[-2000:] + outcome.stderr[-2000:])
+    log = outcome.stdout + outcome.stderr
     scores = roundtrip.scores(course, assignment)
+    if outcome.returncode != 0 and not scores:
+        raise RuntimeError(log[-4000:])
     for result in results:
         if "error" in result:
             continue
         got = scores.get(result["student"], {})
+        if not got:
+            errors = [line for line in log.splitlines() if result["student"] in line or "Error" in line]
+            result.update(error="not graded: " + " | ".join(errors[-3:])[:500])
+            continue
         lost = [cell for cell, (score, top) in got.items() if score < top]
         outputs = roundtrip.cell_outputs(course, result["student"], assignment)
         result.update(score=sum(s for s, _ in got.values()), max=sum(t for _, t in got.values()), lost=lost,
