@@ -61,12 +61,23 @@ class Channel:
             raise wire.WireError("malformed reply")
         return {name: kinds.get(name) for name in names}
 
+    modified: list[str]  # "gradient_descent changed its argument 2 (an array of shape (3,))", since the last reset
+
     def call(self, target: dict, args: tuple = (), kwargs: dict | None = None):
         encoder = wire.Encoder()
         message = {"op": "call", "target": target, "args": encoder.encode(list(args)),
                    "kwargs": encoder.encode(dict(kwargs or {}))}
         sent = {encoder.refs[id(value)]: value for value in encoder.keep}
-        return self._answer(self.request(message), sent)
+        arrays = [(f"argument {i + 1}", value, value.copy()) for i, value in enumerate(args) if isinstance(value, np.ndarray)]
+        arrays += [(f"argument {name}", value, value.copy()) for name, value in (kwargs or {}).items()
+                   if isinstance(value, np.ndarray)]
+        try:
+            return self._answer(self.request(message), sent)
+        finally:
+            for where, value, before in arrays:
+                if not np.array_equal(value, before, equal_nan=True):
+                    self.modified = getattr(self, "modified", []) + [
+                        f"{target.get('name', 'a method')} changed its {where} (an array of shape {before.shape}) in place"]
 
     def get(self, target: dict):
         return self._answer(self.request({"op": "get", "target": target}), {})
@@ -240,6 +251,7 @@ def run_test(source: str, namespace: dict, channel: Channel, answer_names: list[
                 namespace[name] = channel.get({"name": name})
             except Exception as error:  # noqa: BLE001
                 return Outcome(False, type(error).__name__, f"{name}: {_text(error)}")
+    channel.modified = []
     try:
         code = compile(source, f"<test {label}>", "exec")
     except SyntaxError as error:
@@ -256,8 +268,17 @@ def run_test(source: str, namespace: dict, channel: Channel, answer_names: list[
         message = str(error.args[0]) if isinstance(error, RemoteError) else _text(error)
         if isinstance(error, RemoteError):
             message = message.partition(": ")[2] if message.startswith(name + ": ") else ""
-        return Outcome(False, name, message)
+        return Outcome(False, name, message + modified_note(channel, message))
     return Outcome(True)
+
+
+def modified_note(channel: Channel, message_so_far: str = "") -> str:
+    """A line for a failed test whose calls changed an input array: the likeliest cause of what follows from it."""
+    changed = list(dict.fromkeys(getattr(channel, "modified", [])))
+    if not changed or "modified in place" in message_so_far:
+        return ""
+    return ("\nDuring this test, " + "; ".join(changed[:3]) + ": a function that modifies its input makes every "
+            "value computed from that input afterwards wrong. Work on a copy (x = x.copy(), or y = x - m instead of x -= m).")
 
 
 class CellTimeout(KeyboardInterrupt):

@@ -178,3 +178,17 @@ def test_a_test_cell_runs_in_the_grader_with_the_students_names_bound_to_the_ker
     assert passed.passed and not failed.passed and failed.ename == "CheckFailure" and "double(3)" in failed.evalue
     assert absent.ename == "NameError"
     assert json.dumps(failed.output())  # plain data nbgrader can store
+
+
+def test_a_failed_test_whose_call_changed_an_input_array_says_so():
+    namespace: dict = {}
+    exec("def center(x):\n    x -= x.mean()\n    return x\n", namespace)
+    channel = LocalChannel(namespace)
+    grader = remote.build_namespace(["import numpy as np\nfrom helpers import checks"])
+    source = ("x = np.array([1.0, 2.0, 6.0])\ncenter(x)\n"
+              "checks.expect_close(center(2 * x), [-6.0, -4.0, 10.0], 'center(2 x)')")  # 2 x of the changed x
+    failed = remote.run_test(source, grader, channel, ["center"], "t")
+    assert not failed.passed and "center changed its argument 1 (an array of shape (3,)) in place" in failed.evalue
+    exec("def center(x):\n    return x - x.mean()\n", namespace)
+    wrong = remote.run_test("checks.expect_close(center(np.ones(2)), [1.0, 1.0], 'c')", grader, channel, ["center"], "u")
+    assert not wrong.passed and "in place" not in wrong.evalue
