@@ -3,8 +3,8 @@
 Images are ``(N, C, H, W)``. A convolution with a ``(C_out, C_in, kh, kw)`` kernel is one matrix product once every
 ``kh x kw`` patch of the input is laid out as a row (**im2col**)::
 
-    cols = im2col(x, kh, kw, stride, pad)              # (N * H_out * W_out, C_in * kh * kw)
-    out  = cols @ W.reshape(C_out, -1).T + b            # (N * H_out * W_out, C_out) -> (N, C_out, H_out, W_out)
+    cols = im2col(x, kh, kw, stride, pad)              # (N * H_out * W_out, kh * kw * C_in)
+    out  = cols @ kernel_matrix(W).T + b                # (N * H_out * W_out, C_out) -> (N, C_out, H_out, W_out)
 
 and its backward is two more products plus **col2im**, which adds every patch's gradient back to the pixels it
 came from. ``conv2d_naive`` computes the same with Python loops, to check the fast version against.
@@ -25,7 +25,7 @@ from helpers.module import Module
 from helpers.network import Linear, ReLU, Sequential
 
 __all__ = [
-    "conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_naive",
+    "conv_output_size", "im2col", "col2im", "kernel_matrix", "conv2d_forward", "conv2d_backward", "conv2d_naive",
     "Conv2d", "GlobalAvgPool", "Flatten", "PerPositionBatchNorm", "CONV_NORMS", "make_convnet",
 ]
 
@@ -68,33 +68,40 @@ def conv_output_size(size: int, k: int, stride: int, pad: int) -> int:
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
     """Every kh x kw patch of the zero-padded input as one row.
 
-    x: (N, C, H, W). Returns cols: (N * H_out * W_out, C * kh * kw); row ``(n * H_out + i) * W_out + j`` is the
-    patch whose top-left corner is padded pixel (i * stride, j * stride) of sample n, flattened in (C, kh, kw) order
-    (the order of ``W.reshape(C_out, -1)``). A strided view of the padded input, then one copy: no Python loop.
+    x: (N, C, H, W). Returns cols: (N * H_out * W_out, kh * kw * C); row ``(n * H_out + i) * W_out + j`` is the
+    patch whose top-left corner is padded pixel (i * stride, j * stride) of sample n, flattened in (kh, kw, C)
+    order, the order of ``kernel_matrix(W)``'s columns. A strided view of the padded input, channels last (so the
+    copy moves runs of C contiguous values), then one copy: no Python loop.
     """
     n, c, h, w = x.shape
     h_out, w_out = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
-    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))  # (N, C, H', W', kh, kw)
-    windows = windows[:, :, ::stride, ::stride][:, :, :h_out, :w_out]
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, c * kh * kw)
+    padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)   # (N, H', W', C)
+    padded[:, pad:pad + h, pad:pad + w, :] = x.transpose(0, 2, 3, 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(1, 2))  # (N, H'', W'', C, kh, kw)
+    windows = windows[:, ::stride, ::stride][:, :h_out, :w_out]
+    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * h_out * w_out, kh * kw * c)
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1,
            pad: int = 0) -> np.ndarray:
     """The adjoint of ``im2col``: add each row's entries back to the pixels of its patch (overlaps add up).
 
-    cols: (N * H_out * W_out, C * kh * kw); x_shape: (N, C, H, W). Returns dx: x_shape.
+    cols: (N * H_out * W_out, kh * kw * C); x_shape: (N, C, H, W). Returns dx: x_shape.
     One vectorized addition per kernel offset (kh * kw of them, 9 for a 3 x 3 kernel), none per pixel.
     """
     n, c, h, w = x_shape
     h_out, w_out = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
-    patches = cols.reshape(n, h_out, w_out, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, kh, kw, H_out, W_out)
-    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
+    patches = cols.reshape(n, h_out, w_out, kh, kw, c)
+    padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            padded[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride] += patches[:, :, i, j]
-    return padded[:, :, pad:pad + h, pad:pad + w]
+            padded[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride, :] += patches[:, :, :, i, j, :]
+    return np.ascontiguousarray(padded[:, pad:pad + h, pad:pad + w, :].transpose(0, 3, 1, 2))
+
+
+def kernel_matrix(W: np.ndarray) -> np.ndarray:
+    """W: (C_out, C_in, kh, kw) -> (C_out, kh * kw * C_in), columns in the (kh, kw, C) order of ``im2col``."""
+    return W.transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
 
 
 # ------------------------------------------------------------------------------------------------ convolution
@@ -111,23 +118,26 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int = 1,
     cols = im2col(x, kh, kw, stride, pad)
     h_out = conv_output_size(x.shape[2], kh, stride, pad)
     w_out = conv_output_size(x.shape[3], kw, stride, pad)
-    out = _matmul(cols, W.reshape(c_out, -1).T) + b
+    out = _matmul(cols, kernel_matrix(W).T) + b
     out = out.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(out), (cols, x.shape, W, stride, pad)
 
 
-def conv2d_backward(dout: np.ndarray, cache: tuple):
-    """Gradients of ``conv2d_forward``: (dx, dW, db).
+def conv2d_backward(dout: np.ndarray, cache: tuple, input_gradient: bool = True):
+    """Gradients of ``conv2d_forward``: (dx, dW, db); dx is None with input_gradient=False.
 
-    dout: (N, C_out, H_out, W_out). dx: (N, C_in, H, W) = col2im(dout_rows @ W_mat); dW: (C_out, C_in, kh, kw) =
-    dout_rows.T @ cols; db: (C_out,) = dout summed over (N, H_out, W_out).
+    dout: (N, C_out, H_out, W_out), as rows dout_rows: (N * H_out * W_out, C_out).
+    dx: (N, C_in, H, W) = col2im(dout_rows @ kernel_matrix(W)); dW: (C_out, C_in, kh, kw) = dout_rows.T @ cols,
+    back in W's layout; db: (C_out,) = dout summed over (N, H_out, W_out).
     """
     cols, x_shape, W, stride, pad = cache
     c_out, _, kh, kw = W.shape
     dout_rows = dout.transpose(0, 2, 3, 1).reshape(-1, c_out)  # (N * H_out * W_out, C_out)
-    dW = _matmul(dout_rows.T, cols).reshape(W.shape)
+    dW = _matmul(dout_rows.T, cols).reshape(c_out, kh, kw, -1).transpose(0, 3, 1, 2)
     db = dout_rows.sum(axis=0)
-    dx = col2im(_matmul(dout_rows, W.reshape(c_out, -1)), x_shape, kh, kw, stride, pad)
+    if not input_gradient:
+        return None, dW, db
+    dx = col2im(_matmul(dout_rows, kernel_matrix(W)), x_shape, kh, kw, stride, pad)
     return dx, dW, db
 
 
@@ -155,12 +165,15 @@ class Conv2d(Module):
 
     W is drawn from ``rng`` with He's std sqrt(2 / fan_in), fan_in = C_in * k * k (the inputs one output sums).
     stride, pad: as in ``conv2d_forward`` (pad = k // 2 and stride 1 keep H and W).
+    input_gradient: False for a first layer, whose input (the images) needs no gradient: backward then fills
+        grads and returns None, skipping the col2im it does not need.
     """
 
     def __init__(self, c_in: int, c_out: int, k: int, rng: np.random.Generator, *, stride: int = 1,
-                 pad: int | None = None) -> None:
+                 pad: int | None = None, input_gradient: bool = True) -> None:
         super().__init__()
         self.c_in, self.c_out, self.k, self.stride = c_in, c_out, k, stride
+        self.input_gradient = input_gradient
         self.pad = k // 2 if pad is None else pad
         std = np.sqrt(2.0 / (c_in * k * k))
         self.params = {"W": rng.standard_normal((c_out, c_in, k, k)) * std, "b": np.zeros(c_out)}
@@ -173,8 +186,8 @@ class Conv2d(Module):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); fills grads W and b."""
-        dx, self.grads["W"], self.grads["b"] = conv2d_backward(dout, self._cache)
+        """dout: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W) (None without input_gradient); fills grads."""
+        dx, self.grads["W"], self.grads["b"] = conv2d_backward(dout, self._cache, self.input_gradient)
         return dx
 
     def __repr__(self) -> str:
@@ -277,6 +290,7 @@ def make_convnet(norm: str | None = None, *, rng: np.random.Generator, channels:
     modules: a namespace with BatchNorm, GroupNorm and InstanceNorm classes, e.g. from
         ``helpers.own_modules.load_own_modules``; None takes ``helpers.normalization``'s.
     rng: draws every weight, layer by layer.
+    The first convolution computes no gradient for the images (``input_gradient=False``): ``backward`` returns None.
     """
     if norm not in CONV_NORMS:
         raise ValueError(f"make_convnet: unknown norm {norm!r}; expected one of {CONV_NORMS}")
@@ -288,7 +302,7 @@ def make_convnet(norm: str | None = None, *, rng: np.random.Generator, channels:
     layers: list[Module] = []
     c_in, size = 1, image_size
     for c_out, stride in zip(channels, strides):
-        layers.append(Conv2d(c_in, c_out, 3, rng, stride=stride))
+        layers.append(Conv2d(c_in, c_out, 3, rng, stride=stride, input_gradient=bool(layers)))
         size = conv_output_size(size, 3, stride, 1)
         if norm is not None:
             layers.append(_conv_norm(norm, c_out, size, num_groups, modules))

@@ -100,9 +100,13 @@ def check_layer(layer, x, rng):
 
 
 def test_layer_gradients():
-    """Conv2d (stride 2), GlobalAvgPool, Flatten and PerPositionBatchNorm: gradients by finite differences."""
+    """Conv2d (stride 2), GlobalAvgPool, Flatten and PerPositionBatchNorm: gradients by finite differences; a first
+    Conv2d (input_gradient=False) returns no dx."""
     rng = np.random.default_rng(40)
     n, c, h, w = distinct_shape(rng)
+    first = Conv2d(c, 3, 3, rng, input_gradient=False)
+    out = first.forward(rng.normal(size=(n, c, h, w)))
+    assert first.backward(np.ones_like(out)) is None and first.grads["W"].shape == (3, c, 3, 3)
     layer = Conv2d(c, 3, 3, rng, stride=2)
     layer.params["b"][...] = rng.normal(size=3)
     check_layer(layer, rng.normal(size=(n, c, h, w)), rng)
@@ -141,8 +145,8 @@ def test_per_position_batchnorm_is_batchnorm_on_the_flattened_map():
 @pytest.mark.parametrize("norm", conv.CONV_NORMS)
 @pytest.mark.parametrize("head", ["flatten", "pool"])
 def test_make_convnet_structure_and_gradients(norm, head):
-    """make_convnet: Conv2d -> [norm] -> ReLU three times, a head, a Linear; the whole network passes a gradient
-    check with respect to its input."""
+    """make_convnet: Conv2d -> [norm] -> ReLU per convolution, a head, a Linear; the gradient of the first layer's
+    weights, through the whole network, agrees with finite differences."""
     kinds = {None: None, "batch": BatchNorm, "batch_per_position": PerPositionBatchNorm, "group": GroupNorm,
              "instance": InstanceNorm}
     rng = np.random.default_rng(70)
@@ -154,12 +158,14 @@ def test_make_convnet_structure_and_gradients(norm, head):
     assert model.forward(x).shape == (3, 10)
     out = model.forward(x)
     dout = rng.normal(size=out.shape)
-    dx = model.backward(dout)
-    numeric = numerical_gradient(lambda: model.forward(x), x, dout)
+    assert model.backward(dout) is None, "the first convolution computes no gradient for the images"
+    first = model[0]
+    analytic = first.grads["W"].copy()
+    numeric = numerical_gradient(lambda: model.forward(x), first.params["W"], dout)
     # One relative error for the whole array: entries near 0 (and ReLU kinks a step may cross) make the
     # entrywise one noisy for a network this deep.
-    err = np.linalg.norm(dx - numeric) / (np.linalg.norm(dx) + np.linalg.norm(numeric))
-    assert err < 1e-6, f"dx of the network ({norm}, {head}): relative error {err:.2e}"
+    err = np.linalg.norm(analytic - numeric) / (np.linalg.norm(analytic) + np.linalg.norm(numeric))
+    assert err < 1e-6, f"dW of the first convolution ({norm}, {head}): relative error {err:.2e}"
     with pytest.raises(ValueError, match="unknown norm"):
         make_convnet("layer", rng=rng)
 
