@@ -137,6 +137,7 @@ def plot_conv_batch_sizes(axes, results: dict, mlp_results: dict | None = None):
         for ax, key in ((axes[0], "minibatch_loss"), (axes[1], "val_error")):
             ax.plot(mlp["batch_size"][shared], mlp[key][shared], "s:", color="0.45", label="BatchNorm, MLP (Part E)")
     axes[0].axhline(np.log(10), color="0.5", ls=":", lw=1, label="chance level, ln 10")
+    axes[0].set_ylim(0, 2.6)
     for ax, ylabel in zip(axes, ("training-mode loss, last epoch (nats)", "validation error (%)")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
