@@ -321,10 +321,10 @@ def test_claim_batchnorm_rescues_a_wrong_initial_scale(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_claim_at_batch_2_batchnorm_fails_in_training_mode_not_in_evaluation(seed):
     """Part E: at a batch of 2 BatchNorm's training-mode loss is near chance level (above 2.1), and precise BN
-    lowers its error by at most 10 points, leaving it above 50%; GroupNorm's training-mode loss is flat."""
+    lowers its error by at most 15 points, leaving it above 50%; GroupNorm's training-mode loss is flat."""
     bn, gn = by_batch(seed)["BatchNorm"], by_batch(seed)["GroupNorm"]
     assert 2.1 < bn["minibatch_loss"][-1] < np.log(10) + 0.05, bn["minibatch_loss"]
-    assert bn["val_error_precise"][-1] > 50 and bn["val_error_precise"][-1] > bn["val_error"][-1] - 10, bn
+    assert bn["val_error_precise"][-1] > 50 and bn["val_error_precise"][-1] > bn["val_error"][-1] - 15, bn
     assert gn["minibatch_loss"].max() < 1.2 * gn["minibatch_loss"].min(), gn["minibatch_loss"]
     np.testing.assert_array_equal(gn["val_error_precise"], gn["val_error"])
 
