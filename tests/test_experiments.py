@@ -1,4 +1,4 @@
-"""Tests of helpers/experiments.py, the runners and plots of notebook 05.
+"""Tests of helpers/experiments.py and helpers/conv_experiments.py, the runners and plots of notebook 05.
 
 The first half checks the machinery (standardization, seeding, the runners' records, the plots). The second half
 checks numerically, for seeds 0 to 4, every effect notebook 05 claims from its plots (the notebook shows seed 0),
@@ -16,6 +16,10 @@ import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from helpers.conv_experiments import (  # noqa: E402
+    conv_batch_size_sweep, conv_head_comparison, digit_images, plot_conv_batch_sizes, plot_head_comparison,
+    run_conv_training, values_per_statistic,
+)
 from helpers.data import digits_split  # noqa: E402
 from helpers.experiments import (  # noqa: E402
     VARIANTS, batch_size_sweep, build_model, compare_norms, dead_units, evaluate_in_chunks, largest_good_lr, lr_sweep,
@@ -317,10 +321,10 @@ def test_claim_batchnorm_rescues_a_wrong_initial_scale(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_claim_at_batch_2_batchnorm_fails_in_training_mode_not_in_evaluation(seed):
     """Part E: at a batch of 2 BatchNorm's training-mode loss is near chance level (above 2.1), and precise BN
-    lowers its error by at most 10 points, leaving it above 50%; GroupNorm's training-mode loss is flat."""
+    lowers its error by at most 15 points, leaving it above 50%; GroupNorm's training-mode loss is flat."""
     bn, gn = by_batch(seed)["BatchNorm"], by_batch(seed)["GroupNorm"]
     assert 2.1 < bn["minibatch_loss"][-1] < np.log(10) + 0.05, bn["minibatch_loss"]
-    assert bn["val_error_precise"][-1] > 50 and bn["val_error_precise"][-1] > bn["val_error"][-1] - 10, bn
+    assert bn["val_error_precise"][-1] > 50 and bn["val_error_precise"][-1] > bn["val_error"][-1] - 15, bn
     assert gn["minibatch_loss"].max() < 1.2 * gn["minibatch_loss"].min(), gn["minibatch_loss"]
     np.testing.assert_array_equal(gn["val_error_precise"], gn["val_error"])
 
@@ -370,3 +374,114 @@ def test_dead_units_and_precise_batchnorm():
     plot_dead_units(ax, {"BatchNorm": [0, 0.5], "no norm": [np.nan, np.nan]})
     assert len(ax.get_lines()) == 1 and ax.get_legend() is not None
     plt.close("all")
+
+
+# ------------------------------------------------------------------------- Part G: the convolutional network
+CONV_BATCH_SIZES = [32, 8, 2]
+CONV_NOTEBOOK_CALLS = (
+    "conv_batch_size_sweep(images, [32, 8, 2], epochs=2, base_lr=0.1, seed=0, modules=norms)",
+    "conv_head_comparison(images, lr=0.3, epochs=3, seed=0, modules=norms)",
+    "images = digit_images(seed=0)",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def conv_by_batch(seed: int) -> dict:
+    return conv_batch_size_sweep(digit_images(0), CONV_BATCH_SIZES, epochs=2, base_lr=0.1, seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def conv_by_head(seed: int) -> dict:
+    return conv_head_comparison(digit_images(0), lr=0.3, epochs=3, seed=seed)
+
+
+def test_the_notebook_makes_these_conv_calls():
+    """Part G's claims below are checked with the calls notebook 05 makes."""
+    text = "\n".join(cell.source for cell in nbformat.read(solution_notebook("05-training"), as_version=4).cells)
+    missing = [call for call in CONV_NOTEBOOK_CALLS if call not in text]
+    assert not missing, f"notebook 05 no longer makes these calls; update the claims tests: {missing}"
+
+
+def test_values_per_statistic():
+    """values_per_statistic: the counts the notebook prints for the first layer's maps."""
+    assert values_per_statistic((2, 16, 8, 8), num_groups=4) == {
+        "BatchNorm": 128, "BatchNorm per position": 2, "GroupNorm": 256, "InstanceNorm": 64, "LayerNorm": 1024}
+
+
+def test_the_conv_plots_draw_what_they_say():
+    """plot_conv_batch_sizes and plot_head_comparison: lines per variant, the MLP's BatchNorm, bars per head."""
+    results = {"BatchNorm": {"batch_size": np.array([32, 2]), "minibatch_loss": np.array([0.2, 0.2]),
+                             "val_error": np.array([5.0, 6.0])},
+               "BatchNorm per position": {"batch_size": np.array([32, 2]), "minibatch_loss": np.array([0.3, 1.9]),
+                                          "val_error": np.array([5.0, 40.0])}}
+    mlp = {"BatchNorm": {"batch_size": np.array([32, 16, 2]), "minibatch_loss": np.array([0.4, 0.6, 2.3]),
+                         "val_error": np.array([8.0, 9.0, 77.0])}}
+    fig, axes = plt.subplots(1, 2)
+    plot_conv_batch_sizes(axes, results, mlp_results=mlp)
+    assert [len(ax.get_lines()) for ax in axes] == [2 + 1 + 1, 2 + 1]
+    mlp_line = [line for line in axes[1].get_lines() if line.get_label().startswith("BatchNorm, MLP")][0]
+    np.testing.assert_array_equal(mlp_line.get_xdata(), [32, 2])
+    assert all(ax.get_xlim()[0] > ax.get_xlim()[1] and ax.get_legend() is not None for ax in axes)
+    fig, ax = plt.subplots()
+    heads = {head: {label: {"val_error": error, "final_train_loss": 0.1, "minibatch_loss": 0.1}
+                    for label, error in (("no norm", 10.0), ("InstanceNorm", 50.0))} for head in ("flatten", "pool")}
+    plot_head_comparison(ax, heads)
+    assert len(ax.patches) == 4 and ax.get_ylabel() and len(ax.get_legend().get_texts()) == 3
+    plt.close("all")
+
+
+def test_conv_runs_are_seeded():
+    """run_conv_training: the same seed gives the same numbers, another seed others."""
+    data = digit_images(0)
+    first = run_conv_training("GroupNorm", data, lr=0.1, epochs=0.2, seed=3)
+    again = run_conv_training("GroupNorm", data, lr=0.1, epochs=0.2, seed=3)
+    other = run_conv_training("GroupNorm", data, lr=0.1, epochs=0.2, seed=4)
+    np.testing.assert_array_equal(first["train_loss"], again["train_loss"])
+    assert first["val_error"] == again["val_error"] and not np.array_equal(first["train_loss"], other["train_loss"])
+    assert first["steps"] == 8 and first["diverged_at"] is None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_claim_spatial_batchnorm_survives_a_batch_of_2_and_per_position_batchnorm_does_not(seed):
+    """Part G, batch sizes: at 32 the two are alike (within 2 points, 5 to 6 % for seed 0); at 2 spatial BatchNorm's
+    training-mode loss stays below 0.2 and its error below 7 % (within 2 points of its error at 32), far below the
+    MLP's BatchNorm at 2; BatchNorm per position's loss climbs above 1.5 and its error above 25 % (at most 50 %), more
+    than four times spatial BatchNorm's."""
+    results = conv_by_batch(seed)
+    spatial, per_position = results["BatchNorm"], results["BatchNorm per position"]
+    np.testing.assert_array_equal(spatial["batch_size"], CONV_BATCH_SIZES)
+    assert abs(spatial["val_error"][0] - per_position["val_error"][0]) < 2, (spatial, per_position)
+    assert seed != 0 or all(4.5 < r["val_error"][0] < 6 for r in (spatial, per_position)), (spatial, per_position)
+    assert spatial["minibatch_loss"][-1] < 0.2 and spatial["val_error"][-1] < 7, spatial
+    assert spatial["val_error"][-1] - spatial["val_error"][0] < 2, spatial
+    assert spatial["val_error"][-1] < by_batch(seed)["BatchNorm"]["val_error"][-1] / 5
+    assert per_position["minibatch_loss"][-1] > 1.5 and 25 < per_position["val_error"][-1] < 50, per_position
+    assert per_position["val_error"][-1] > 4 * spatial["val_error"][-1], (spatial, per_position)
+    assert np.all(np.diff(per_position["minibatch_loss"]) > 0), per_position
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_claim_instancenorm_fails_with_a_pooled_head_only(seed):
+    """Part G, heads: with Flatten every variant is below 6 % error; with global average pooling InstanceNorm's
+    training loss stays above 2.1 and its error above 50 %, GroupNorm is worse than no normalization, BatchNorm
+    is the best of the four (below 16 %); every variant is worse pooled than flattened."""
+    results = conv_by_head(seed)
+    flat, pool = results["flatten"], results["pool"]
+    assert all(run["val_error"] < 6 for run in flat.values()), flat
+    assert seed != 0 or all(2 <= run["val_error"] <= 4 for run in flat.values()), flat
+    assert pool["InstanceNorm"]["final_train_loss"] > 2.1 and pool["InstanceNorm"]["val_error"] > 50, pool
+    assert max(pool, key=lambda label: pool[label]["final_train_loss"]) == "InstanceNorm", pool
+    assert pool["GroupNorm"]["val_error"] > pool["no norm"]["val_error"], pool
+    assert min(pool, key=lambda label: pool[label]["val_error"]) == "BatchNorm", pool
+    assert pool["BatchNorm"]["val_error"] < 16, pool
+    assert all(pool[label]["val_error"] > flat[label]["val_error"] for label in pool), (flat, pool)
+
+
+def test_pooled_instancenorm_output_is_beta():
+    """The demo before the heads: the spatial mean of an InstanceNorm's output is its beta, for every image."""
+    from helpers.normalization import InstanceNorm
+    norm = InstanceNorm(16, affine=True)
+    norm.params["beta"][...] = np.linspace(-1, 1, 16)
+    maps = 7 + 3 * np.random.default_rng(1).normal(size=(5, 16, 4, 4))
+    np.testing.assert_allclose(norm.forward(maps).mean(axis=(2, 3)), np.broadcast_to(norm.params["beta"], (5, 16)),
+                               atol=1e-12)
