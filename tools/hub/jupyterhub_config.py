@@ -16,6 +16,9 @@ Settings come from the environment, so the same file serves a real class and the
   COURSE_HUB_STATE        the hub's database, cookie secret and pid file (default /srv/jupyterhub, root only)
   COURSE_HUB_EXCHANGE     nbgrader's exchange root (default /srv/nbgrader/exchange)
   COURSE_HUB_PROXY        the configurable-http-proxy executable (default .venv/hub-proxy/node_modules/.bin/...)
+  COURSE_HUB_USER_ENV     the environment the users' servers run from (default: the hub's own, the course's
+                          .venv); every user must be able to read it: where the course's Python is private
+                          (under /root), make one with `python -m tools.hub.user_env DEST` (tools/hub/user_env.py)
 """
 import os
 import sys
@@ -25,7 +28,11 @@ c = get_config()  # noqa: F821
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-VENV_BIN = Path(sys.prefix) / "bin"  # the hub runs from the course's environment; so do the users' servers
+sys.path.insert(0, str(ROOT))
+from tools.hub import user_env  # noqa: E402
+
+USER_ENV = Path(os.environ.get("COURSE_HUB_USER_ENV", sys.prefix))  # the hub runs from the course's environment
+USER_BIN = USER_ENV / "bin"
 
 
 def _names(variable: str) -> set[str]:
@@ -41,6 +48,11 @@ PROXY = os.environ.get("COURSE_HUB_PROXY", str(ROOT / ".venv" / "hub-proxy" / "n
 if not Path(PROXY).is_file():
     raise SystemExit(f"course hub: the proxy {PROXY} is missing: run ./course setup (it installs "
                      "configurable-http-proxy with npm)")
+
+if not user_env.runnable_by_others(USER_BIN / "python"):
+    raise SystemExit(f"course hub: users other than root cannot run {USER_BIN / 'python'} (is its Python under a "
+                     "private home folder?): make an environment they can run with `python -m tools.hub.user_env "
+                     "DEST` and start the hub with COURSE_HUB_USER_ENV=DEST")
 
 # The hub's own state: root only.
 STATE.mkdir(parents=True, exist_ok=True)
@@ -76,7 +88,7 @@ c.JupyterHub.load_groups = {"instructors": {"users": sorted(INSTRUCTORS)},
 
 # Each user's server: a process of that Unix user, in their home folder.
 c.JupyterHub.spawner_class = "localprocess"
-c.Spawner.cmd = [str(VENV_BIN / "jupyterhub-singleuser")]
+c.Spawner.cmd = [str(USER_BIN / "jupyterhub-singleuser")]
 c.Spawner.notebook_dir = "~"
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120  # a loaded machine starts servers slowly
@@ -96,5 +108,5 @@ def _jupyter_config_path(spawner) -> str:
 c.Spawner.environment = {
     "JUPYTER_CONFIG_PATH": _jupyter_config_path,
     "COURSE_HUB_EXCHANGE": str(EXCHANGE),
-    "PATH": os.pathsep.join([str(VENV_BIN), "/usr/local/bin", "/usr/bin", "/bin"]),
+    "PATH": os.pathsep.join([str(USER_BIN), "/usr/local/bin", "/usr/bin", "/bin"]),
 }
