@@ -79,6 +79,7 @@ class Steps:
 
     def __init__(self):
         self.times: list[tuple[str, float]] = []
+        self.notes: list[str] = []
 
     @contextlib.contextmanager
     def __call__(self, name: str):
@@ -90,7 +91,7 @@ class Steps:
         width = max(len(name) for name, _ in self.times)
         lines = [f"{name:<{width}}  {seconds:6.2f} s" for name, seconds in self.times]
         total = sum(seconds for _, seconds in self.times)
-        return "\n".join(lines + [f"{'total':<{width}}  {total:6.2f} s"])
+        return "\n".join(lines + [f"{'total':<{width}}  {total:6.2f} s", *self.notes])
 
 
 # ---- Unix users ---------------------------------------------------------------------------------------------------
@@ -130,6 +131,17 @@ def users(parts):
     yield {name: pwd.getpwnam(name) for name in names}
     for name in names:
         _remove_user(name)
+
+
+def resident_mb(user: str) -> float:
+    """The resident memory of all of ``user``'s processes, in MB."""
+    total = 0
+    for pid in _pids_of(user):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
 
 
 def run_as(user: str, argv: list[str], env: dict, cwd: Path | str | None = None, timeout: float = 600,
@@ -352,6 +364,9 @@ def test_a_class_on_jupyterhub(hub, users):
     for student in (alice, bob):
         with steps(f"{student.name}: log in through the proxy, server started"):
             student.log_in_and_start()
+    for student in (alice, bob):
+        steps.notes.append(f"memory of {student.name}'s server (no kernel running): "
+                           f"{resident_mb(student.name):.0f} MB resident")
     with steps("students: list assignments (GET /user/<name>/assignments)"):
         for student in (alice, bob):
             listed = student.assignments()
