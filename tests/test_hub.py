@@ -32,7 +32,7 @@ import pytest
 from autograder.feedback import hidden_lines
 from tools.hub import user_env
 from tools.paths import ROOT, solution_notebook
-from tools.roundtrip import copy_course, load_mistakes, scores
+from tools.roundtrip import copy_course, copy_repository, load_mistakes, scores
 
 try:
     import requests  # a dependency of jupyterhub
@@ -175,17 +175,27 @@ def scratch(parts):
 
 
 @pytest.fixture(scope="module")
-def users_python(scratch) -> Path:
-    """The environment the users' servers run from: the course's own when others can run it, else a hard-linked
-    copy on the system's Python (tools/hub/user_env.py)."""
-    python = Path(sys.prefix) / "bin" / "python"
-    if user_env.runnable_by_others(python):
-        return python
-    return user_env.build(scratch / "users-env")
+def install(scratch) -> Path:
+    """The course as the hub runs it: this repository when every user can read it, else a copy they can read."""
+    if user_env.readable_by_others(ROOT / "tools" / "hub" / "jupyterhub_config.py"):
+        return ROOT
+    copy = copy_repository(scratch / "course-install")
+    subprocess.run(["chmod", "-R", "a+rX", str(copy)], check=True)
+    return copy
 
 
 @pytest.fixture(scope="module")
-def hub(users, scratch, users_python):
+def users_python(scratch, install) -> Path:
+    """The environment the users' servers run from: the course's own when others can run it, else a hard-linked
+    copy they can run (tools/hub/user_env.py)."""
+    python = Path(sys.prefix) / "bin" / "python"
+    if install == ROOT and user_env.runnable_by_others(python):
+        return python
+    return user_env.build(scratch / "users-env", course=None if install == ROOT else install)
+
+
+@pytest.fixture(scope="module")
+def hub(users, scratch, install, users_python):
     port = _free_port()
     env = {**os.environ,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -193,11 +203,11 @@ def hub(users, scratch, users_python):
            "COURSE_HUB_PASSWORD": PASSWORD, "COURSE_HUB_PORT": str(port),
            "COURSE_HUB_API_PORT": str(_free_port()), "COURSE_HUB_PROXY_API_PORT": str(_free_port()),
            "COURSE_HUB_STATE": str(scratch / "hub-state"), "COURSE_HUB_EXCHANGE": str(scratch / "exchange"),
-           "COURSE_HUB_USER_ENV": str(users_python.parent.parent)}
+           "COURSE_HUB_USER_ENV": str(users_python.parent.parent), "COURSE_HUB_PROXY": str(PROXY)}
     log = open(scratch / "hub.log", "w")
     start = time.perf_counter()
     process = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
-                                str(ROOT / "tools" / "hub" / "jupyterhub_config.py")],
+                                str(install / "tools" / "hub" / "jupyterhub_config.py")],
                                cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -210,7 +220,7 @@ def hub(users, scratch, users_python):
             if time.perf_counter() - start > 120:
                 pytest.fail(f"the hub did not answer in 120 s:\n{(scratch / 'hub.log').read_text()[-4000:]}")
             time.sleep(0.2)
-        yield {"url": url, "exchange": scratch / "exchange", "python": users_python,
+        yield {"url": url, "exchange": scratch / "exchange", "python": users_python, "install": install,
                "started": time.perf_counter() - start, "log": scratch / "hub.log"}
     finally:
         process.send_signal(signal.SIGTERM)  # the hub stops the users' servers and its proxy
@@ -345,7 +355,7 @@ def test_a_class_on_jupyterhub(hub, users):
     copy_course(course)
     subprocess.run(["chown", "-R", f"{INSTRUCTOR}:{INSTRUCTOR}", str(course)], check=True)
     instructor_env = {"PATH": f"{python.parent}:/usr/bin:/bin",
-                      "JUPYTER_CONFIG_PATH": str(ROOT / "tools" / "hub" / "jupyter-config"),
+                      "JUPYTER_CONFIG_PATH": str(hub["install"] / "tools" / "hub" / "jupyter-config"),
                       "COURSE_HUB_EXCHANGE": str(exchange)}
 
     def nbgrader(*args: str) -> subprocess.CompletedProcess:

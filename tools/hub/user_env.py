@@ -12,6 +12,7 @@ Usage: python -m tools.hub.user_env DEST   (then start the hub with COURSE_HUB_U
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,11 @@ def runnable_by_others(python: Path, user: str = NOBODY) -> bool:
     probe = subprocess.run(["runuser", "-u", user, "--", str(python), "-I", "-c",
                             "import jupyterhub, nbgrader, helpers"], cwd="/", capture_output=True, timeout=120)
     return probe.returncode == 0
+
+
+def readable_by_others(path: Path, user: str = NOBODY) -> bool:
+    """True when an unprivileged ``user`` can read ``path`` (every folder above it included)."""
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-r", str(path)], capture_output=True).returncode == 0
 
 
 def relocatable_runpath(binary: bytes, old: str) -> bytes:
@@ -55,8 +61,24 @@ def _replace(path: Path, data: bytes, mode: int = 0o755) -> None:
     path.chmod(mode)
 
 
-def build(dest: Path, venv: Path = Path(sys.prefix)) -> Path:
-    """Make ``dest`` from ``venv`` (see the module's docstring); returns the path of its python."""
+EDITABLE_HELPERS = re.compile(r"'helpers': '(?P<root>[^']*)/helpers'")
+
+
+def _point_helpers_at(site_packages: Path, course: Path) -> None:
+    """The editable install of ``helpers`` made to import from ``course``/helpers (a readable copy of the course)."""
+    for finder in site_packages.glob("__editable__*finder.py"):
+        text = finder.read_text()
+        match = EDITABLE_HELPERS.search(text)
+        if match:
+            _replace(finder, text.replace(f"{match['root']}/helpers", f"{course}/helpers").encode(), 0o644)
+
+
+def build(dest: Path, venv: Path = Path(sys.prefix), course: Path | None = None) -> Path:
+    """Make ``dest`` from ``venv`` (see the module's docstring); returns the path of its python.
+
+    ``course``: a copy of the repository the users can read, for when the repository itself is in a private
+    folder; the environment's ``helpers`` then imports from there.
+    """
     dest, venv = Path(dest).absolute(), venv.resolve()
     if dest == venv or venv in dest.parents:
         raise ValueError(f"{dest} must lie outside {venv}")
@@ -84,6 +106,8 @@ def build(dest: Path, venv: Path = Path(sys.prefix)) -> Path:
         if shebang and shebang.name in pythons and shebang.parent.resolve() == venv / "bin":
             text = script.read_bytes()
             _replace(script, f"#!{bin_dir / 'python'}\n".encode() + text[text.index(b"\n") + 1:])
+    if course is not None:
+        _point_helpers_at(dest / "lib" / f"python{version}" / "site-packages", Path(course).resolve())
     config = (dest / "pyvenv.cfg")
     lines = [line for line in config.read_text().splitlines()
              if not line.startswith(("home", "executable", "command"))]
