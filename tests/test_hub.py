@@ -404,6 +404,7 @@ def test_a_class_on_jupyterhub(hub, users):
     inbound = exchange / COURSE_ID / "inbound"
     submissions = {path.name.split("+")[0]: path for path in inbound.iterdir()}
     assert set(submissions) == set(STUDENTS), sorted(submissions)
+    assert (inbound.stat().st_mode & 0o7777, inbound.stat().st_uid) == (0o2733, users[INSTRUCTOR].pw_uid)
     bob_name = submissions[bob.name].name
     assert len(bob_name.split("+")) == 4, bob_name  # student+assignment+timestamp+random: not to be guessed
     seen = probe_as(alice.name, python, {
