@@ -460,3 +460,11 @@ def test_a_class_on_jupyterhub(hub, users):
     print("\n" + report)
     TIMINGS.parent.mkdir(parents=True, exist_ok=True)
     TIMINGS.write_text(report + "\n")
+
+
+def test_relocatable_runpath_keeps_the_size():
+    binary = b"\x7fELF....libpython3.11.so.1.0\0/root/.pyenv/versions/3.11.7/lib\0libc.so.6\0"
+    patched = user_env.relocatable_runpath(binary, "/root/.pyenv/versions/3.11.7/lib")
+    assert len(patched) == len(binary)
+    assert b"\0$ORIGIN/../lib\0" in patched and b"/root" not in patched and patched.endswith(b"\0libc.so.6\0")
+    assert user_env.relocatable_runpath(binary, "/elsewhere/lib") == binary

@@ -2,11 +2,12 @@
 
 The hub starts each user's server as that Unix user, from the course's environment, so that user must be able to
 read the environment and its Python. A Python installed under a private home folder (pyenv under /root, for
-example) is not readable by the others. ``build(dest)`` then makes ``dest``: every file of .venv and of the Python
-installation it was made from hard-linked (no copy, so it takes a second and no disk; hence ``dest`` must be on the
-same file system), the scripts' first lines pointing at the linked Python. The interpreter and the packages are the
-course's own, byte for byte, with one exception: the interpreter's copy finds its libpython next to itself
-(a RUNPATH of ``$ORIGIN/../lib`` instead of the original folder, which the users cannot read).
+example) is not readable by the others. ``build(dest)`` then makes ``dest``: every file of .venv, and of the Python
+installation it was made from when that is private too, hard-linked (no copy: a few seconds and no disk; hence
+``dest`` must be on the same file system), the scripts' first lines pointing at the linked Python. The interpreter
+and the packages are the course's own, byte for byte, with one exception: the interpreter's copy finds its
+libpython next to itself (a RUNPATH of ``$ORIGIN/../lib`` instead of the original folder, which the users cannot
+read).
 
 Usage: python -m tools.hub.user_env DEST   (then start the hub with COURSE_HUB_USER_ENV=DEST)
 """
@@ -89,9 +90,11 @@ def build(dest: Path, venv: Path = Path(sys.prefix), course: Path | None = None)
     base = Path(sys.base_prefix).resolve()
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     _link_tree(venv, dest)
-    _link_tree(base, dest / "base-python")
-    interpreter = dest / "base-python" / "bin" / f"python{version}"
-    _replace(interpreter, relocatable_runpath(interpreter.read_bytes(), str(base / "lib")))
+    interpreter = base / "bin" / f"python{version}"
+    if not readable_by_others(interpreter):  # a system Python (/usr) is used as it is
+        _link_tree(base, dest / "base-python")
+        interpreter = dest / "base-python" / "bin" / f"python{version}"
+        _replace(interpreter, relocatable_runpath(interpreter.read_bytes(), str(base / "lib")))
     bin_dir = dest / "bin"
     for name in ("python", "python3", f"python{version}"):
         (bin_dir / name).unlink(missing_ok=True)
