@@ -97,8 +97,12 @@ def _is_test(cell) -> bool:
 
 
 def _texts(nb):
+    """The texts of the feedback a hidden line must not appear in: every output, and the source of every cell but
+    the student's own answers (a reference in a hidden test may share a line such as ``w = w - eta * (H @ w)`` with a
+    correct answer; the student wrote that line and reads it in their own answer, not in a test)."""
     for cell in nb.cells:
-        yield cell.source
+        if not cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            yield cell.source
         for output in cell.get("outputs", []):
             yield str(output.get("text", "")) + str(output.get("evalue", "")) + "".join(output.get("traceback", []))
             yield "".join(str(v) for v in output.get("data", {}).values())
