@@ -69,9 +69,14 @@ class HideTestCode(Preprocessor):
 
     def preprocess(self, nb, resources):
         secret_lines: set[str] = set()
+        public: set[str] = set()  # lines the released notebook shows anyway: markdown, locked code, visible tests
         for cell in nb.cells:
             if _is_test(cell):
                 secret_lines |= hidden_lines(cell.source)
+                public |= {line.strip() for line in hide_test_code(cell.source).splitlines()}
+            elif not cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+                public |= {line.strip() for line in cell.source.splitlines()}
+        secret_lines -= public
         nb, resources = super().preprocess(nb, resources)
         leaks = sorted(line for line in secret_lines if any(line in text for text in _texts(nb)))
         if leaks:
