@@ -76,8 +76,9 @@ def angular_update(w_before: np.ndarray, w_after: np.ndarray) -> float:
     """The angle in radians between two weight arrays of the same shape, each seen as one flat vector."""
     a = np.ravel(w_before).astype(float)
     b = np.ravel(w_after).astype(float)
-    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+    u, v = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    # 2 atan2(|u - v|, |u + v|): exact for tiny angles, where arccos of a rounded cosine is off by about 1e-8
+    return float(2.0 * np.arctan2(np.linalg.norm(u - v), np.linalg.norm(u + v)))
 
 
 # ---------------------------------------------------------------------------------------------------- RMSNorm
