@@ -18,6 +18,31 @@ ASSIGNMENTS = assignments()
 CELL_TIMEOUT = 15
 
 
+def contract_cells(assignment: str, answer_cell: str, losing: set[str] = frozenset()) -> set[str]:
+    """Test cells whose hidden contract calls a function of ``answer_cell``, or a function that the cells it loses
+    test (one built on it): a mistake there may lose them too."""
+    import re
+
+    from tools.paths import ROOT
+    nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    defined = {name for grade_id, source in cells.items() if grade_id and nb_solution(nb, grade_id)
+               for name in re.findall(r"^def (\w+)", source, flags=re.M)}
+    names = set(re.findall(r"^def (\w+)", cells.get(answer_cell, ""), flags=re.M))
+    names |= {name for cell in losing for name in defined if re.search(rf"\b{name}\(", cells.get(cell, "").split("### BEGIN HIDDEN TESTS")[0])}
+    found = set()
+    for grade_id, source in cells.items():
+        hidden = source.split("### BEGIN HIDDEN TESTS", 1)[1] if "### BEGIN HIDDEN TESTS" in source else ""
+        if "# contract:" in hidden and any(re.search(rf"\b{name}\b", hidden) for name in names):
+            found.add(grade_id)
+    return found
+
+
+def nb_solution(nb, grade_id: str) -> bool:
+    return any(c.metadata.get("nbgrader", {}).get("grade_id") == grade_id and c.metadata.get("nbgrader", {}).get("solution")
+               for c in nb.cells)
+
+
 def _student_id(mistake: dict) -> str:
     return "mistake-" + "".join(ch if ch.isalnum() else "-" for ch in mistake["name"].lower())
 
@@ -76,7 +101,8 @@ def test_each_mistake_loses_points_on_its_own_exercise_with_a_named_message(grad
         for cell in mistake["loses"]:
             if got[cell][0] >= got[cell][1]:
                 problems.append(f"{mistake['name']!r}: kept full marks on {cell}")
-        allowed = set(mistake["loses"]) | set(mistake.get("may_also_lose", []))  # downstream exercises that use it
+        allowed = (set(mistake["loses"]) | set(mistake.get("may_also_lose", []))  # downstream exercises that use it
+                   | contract_cells(assignment, mistake["cell"], set(mistake["loses"]) | set(mistake.get("may_also_lose", []))))
         others = {cell: s for cell, s in got.items() if cell not in allowed and s[0] != s[1]}
         if others:
             problems.append(f"{mistake['name']!r}: also lost points on {others}")
