@@ -426,7 +426,8 @@ def expect_function(function, reference, cases, what: str, *, rtol: float = 1e-6
     width = len(results[0][2]) if isinstance(results[0][2], tuple) else 0
     ignored = sorted({name for *_, kwargs in results for name in kwargs})
     for index in range(max(width, 1)):
-        pick = (lambda value: value[index]) if width else (lambda value: value)
+        pick = (lambda value: value[index] if isinstance(value, tuple) and len(value) > index else None) if width \
+            else (lambda value: value)  # a mistake's function that raised gave None: it matches nothing
         wrong = [(description, [pick(_call(fn, args, kwargs)) for _, _, _, _, args, kwargs in results])
                  for description, fn in mistakes]
         for name in ignored:  # what leaving one argument at its default gives (cases without it: the right answer)
