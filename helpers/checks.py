@@ -337,8 +337,8 @@ def expect_close_cases(cases, what: str, *, mistakes=(), rtol: float = 1e-6, ato
     """Assert that every case's answer is close to its expected value; explain the failures together.
 
     cases: (label, actual, expected, sizes) for each case, e.g. ``("x of shape (4, 3)", got, want, (4,))``.
-    mistakes: pairs (description, wrongs) with one wrong value per case; a mistake is named when the answer
-        matches it on every failing case.
+    mistakes: pairs (description, wrongs) with the mistake's value for each case; a mistake is named when the
+        answers match it on every case (where the answer is right, the mistake must give the right value too).
     When no listed mistake matches, a generic relation (a sign, a factor such as N/(N-1), swapped axes, a shift by
     one) is named as the likely mistake only when it alone explains every failing case and those cases have at
     least two different shapes; otherwise the message states the facts of the first failing case.
@@ -359,8 +359,8 @@ def expect_close_cases(cases, what: str, *, mistakes=(), rtol: float = 1e-6, ato
     if len(cases) > 1:
         lines.append(f"{len(failing)} of the {len(cases)} cases {'fails' if len(failing) == 1 else 'fail'}.")
     named = ""
-    for description, wrongs in mistakes:
-        if all(_matches(cases[i][1], wrongs[i], rtol, atol) for i in failing):
+    for description, wrongs in mistakes:  # it must give the student's answer on every case, right or wrong
+        if all(_matches(actual_i, wrongs[i], rtol, atol) for i, (_, actual_i, _, _) in enumerate(cases)):
             named = f"This is what {description} gives."
             break
     if not named:
@@ -371,6 +371,9 @@ def expect_close_cases(cases, what: str, *, mistakes=(), rtol: float = 1e-6, ato
         if relation is not None:
             named = (f"On every failing case {relation.fact.replace('every entry is', 'each entry is')}: this is "
                      f"what {relation.mistake} gives.")
+        elif all(isinstance(case[2], str) for case in cases):  # categorical answers: the whole pattern says most
+            named = (f"Answers in order: {', '.join(repr(case[1]) for case in cases)}; expected "
+                     f"{', '.join(repr(case[2]) for case in cases)}.")
         else:
             named = _facts(actual, expected, sizes)
     lines += [line for line in (named, _largest_difference(expected, actual), hint) if line]
@@ -386,10 +389,10 @@ def expect_function(function, reference, cases, what: str, *, rtol: float = 1e-6
     Checked per case, in this order: the call changes none of its arguments (compared with copies taken before
     it); it returns what the reference returns: an array where the reference gives an array (not a list), a
     tuple of the same length, a float for a float; each array with the reference's shape and dtype; then the
-    values, all cases together (``expect_close_cases``, which names a mistake only when it explains every
-    failing case).
+    values, all cases together (``expect_close_cases``, which names a mistake only when it gives the answer on every
+    case).
     mistakes: pairs (description, wrong_function) where ``wrong_function(*args, **kwargs)`` gives the mistake's
-        result; it is named when it matches on every failing case.
+        result; it is named when it gives the function's result on every case.
     """
     results = []
     for label, args, kwargs, sizes in cases:
