@@ -273,7 +273,7 @@ def test_claim_batchnorm_degrades_at_small_batches_and_groupnorm_does_not(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_claim_normalization_equalizes_activations_but_not_update_ratios(seed):
     """Part F: with BatchNorm every layer's activation std stays near 0.6; without, it drifts and grows with depth.
-    The update-to-data ratios of the layers stay within about half a decade of each other in both; with BatchNorm
+    The update-to-data ratios of the layers stay within a factor of about 7 of each other (0.8 decades) in both; with BatchNorm
     they start ordered by depth (the first layer 5 to 7 times the tenth) and fall during training."""
     runs = curves(seed, 0.1)
     plain, bn = runs["no norm"], runs["BatchNorm"]
@@ -443,7 +443,7 @@ def test_conv_runs_are_seeded():
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_claim_spatial_batchnorm_survives_a_batch_of_2_and_per_position_batchnorm_does_not(seed):
-    """Part G, batch sizes: at 32 the two are alike (within 2 points, 5 to 6 % for seed 0); at 2 spatial BatchNorm's
+    """Part G, batch sizes: at 32 the two are alike (within 2 points, about 5 % for seed 0); at 2 spatial BatchNorm's
     training-mode loss stays below 0.2 and its error below 7 % (within 2 points of its error at 32), far below the
     MLP's BatchNorm at 2; BatchNorm per position's loss climbs above 1.5 and its error above 25 % (at most 50 %), more
     than four times spatial BatchNorm's."""
