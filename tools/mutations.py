@@ -68,7 +68,8 @@ def grade(folder: Path, assignment: str, workdir: Path, cell_timeout: int = 60) 
             continue
         roundtrip.submit(course, sid, assignment, nb)
         results.append({**case, "student": sid})
-    outcome = roundtrip.autograde(course, assignment, f"--Execute.timeout={cell_timeout}")
+    outcome = roundtrip.autograde(course, assignment, f"--Execute.timeout={cell_timeout}",
+                                  timeout=max(1800, 150 * len(results)))  # a loaded machine: minutes per case
     log = outcome.stdout + outcome.stderr
     scores = roundtrip.scores(course, assignment)
     if outcome.returncode != 0 and not scores:
