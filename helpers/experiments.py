@@ -284,7 +284,9 @@ def plot_lr_sweep(ax, lrs, final_losses: dict, good_loss: float = GOOD_LOSS, cap
         losses = np.asarray(losses, dtype=float)
         diverged = ~np.isfinite(losses) | (losses > cap)
         shown = np.where(diverged, np.nan, losses)
-        ax.loglog(lrs, shown, "o-", color=COLORS.get(label), label=label)
+        # LayerNorm's larger squares stay visible where GroupNorm's dashed line and circles lie on them
+        marker, size, style = ("s", 9, "-") if label == "LayerNorm" else ("o", 5, "--" if label == "GroupNorm" else "-")
+        ax.loglog(lrs, shown, marker=marker, ms=size, ls=style, color=COLORS.get(label), label=label)
         if diverged.any():
             ax.loglog(lrs[diverged], np.full(diverged.sum(), cap), "x", ms=9, mew=2, color=COLORS.get(label))
     ax.axhline(np.log(10), color="0.5", ls=":", lw=1, label="chance level, ln 10")
@@ -312,14 +314,15 @@ def plot_batch_size_sweep(axes, results: dict):
         if label == "BatchNorm" and "val_error_precise" in result:
             axes[1].plot(result["batch_size"], result["val_error_precise"], "^:", color=color,
                          label=f"{label}, statistics recomputed (precise BN)")
-    axes[0].axhline(np.log(10), color="0.5", ls=":", lw=1, label="chance level, ln 10")
+    axes[0].axhline(np.log(10), color="k", ls=":", lw=1.2, label="chance level, ln 10")
+    axes[0].set_ylim(0, max(axes[0].get_ylim()[1], 1.1 * np.log(10)))   # the chance line inside the frame
     for ax, ylabel in zip(axes, ("loss (cross-entropy, nats)", "validation error (%)")):
         sizes = next(iter(results.values()))["batch_size"]
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.set_xlim(max(sizes) * 1.3, min(sizes) / 1.3)
         ax.set(xlabel="batch size (samples per batch)", ylabel=ylabel)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="center left" if ax is axes[0] else "best")
     return axes
 
 

@@ -64,7 +64,7 @@ def eigenvalues(H: np.ndarray) -> np.ndarray:
 
 
 def max_stable_learning_rate(H: np.ndarray) -> float:
-    """The largest learning rate for which gradient descent converges: 2 / lambda_max. H: (d, d)."""
+    """The stability limit 2 / lambda_max: every smaller rate converges, this one and larger ones do not. H: (d, d)."""
     return 2.0 / eigenvalues(H)[-1]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, MaxNLocator, NullFormatter
 
 __all__ = ["plot_per_layer", "plot_layer_histograms"]
 
@@ -23,7 +23,11 @@ class _PlainLogFormatter(LogFormatterSciNotation):
 def plain_log_ticks(ax, max_decades: float = 3.0):
     """On a log y-axis spanning at most ``max_decades`` decades, write the tick labels as plain numbers."""
     low, high = ax.get_ylim()
-    if low > 0 and np.log10(high / low) <= max_decades:
+    if low > 0 and np.log10(high / low) < 1:   # under one decade: label 1, 1.5, 2, 3, 4, 5, 7 of each decade
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    elif low > 0 and np.log10(high / low) <= max_decades:
         ax.yaxis.set_major_formatter(_PlainLogFormatter())
         ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     return ax
