@@ -111,6 +111,7 @@ class KernelAhead:
     MAX_WAIT = 60.0
     waiting: "KernelAhead | None" = None  # this process's kernel, until a notebook takes it
     started: list["KernelAhead"] = []  # every one this process started, to end them all on the way out
+    ending: list = []  # how to end those taken (their notebook's client and kernel), once no longer needed
 
     def __init__(self, assignment: str, manager: SandboxKernelManager):
         self.assignment, self.manager, self.since = assignment, manager, time.monotonic()
@@ -153,7 +154,13 @@ class KernelAhead:
 
     @classmethod
     def end_all(cls) -> None:
+        """End every kernel this process started: the grading process calls it after it has sent its result."""
         cls.waiting = None
+        while cls.ending:
+            try:
+                cls.ending.pop()()
+            except Exception:  # noqa: BLE001: killed below
+                pass
         for ahead in cls.started:
             ahead.end()
 
@@ -286,8 +293,8 @@ class GradeOutsideKernel(Execute):
             nb, resources = super().preprocess(nb, resources, km)
         finally:
             checks._grading_seed = None
-            if taken:  # ended as nbclient ends a kernel of its own
-                self._cleanup_kernel()
+            if taken:  # ended as nbclient ends a kernel of its own, once this submission's result is out
+                KernelAhead.ending.append(self._cleanup_kernel)
         course = nb.metadata.setdefault("course", {})
         course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *self.reasons]))
         for reason in self.reasons:

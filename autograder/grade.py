@@ -108,11 +108,13 @@ def scratch_course(assignments: list[str], gradebook: Path) -> Path:
 
 
 def warm_up() -> None:
-    """Import, once, everything a grading process needs: each one forked from here starts with it loaded."""
+    """Import, once, everything a grading process needs: each one forked from here starts with it loaded.
+
+    ``helpers`` is the package the sandboxed kernel imports (the installed one, sandbox.helpers_location), as in a
+    ``nbgrader autograde`` process started from a scratch course, whatever folder the command runs from."""
     import importlib
     import pkgutil
 
-    import helpers
     import matplotlib.pyplot  # noqa: F401: the notebooks' locked cells import it in the grader (remote.py)
     import nbgrader.api  # noqa: F401
     import nbgrader.apps.nbgraderapp  # noqa: F401
@@ -120,8 +122,14 @@ def warm_up() -> None:
 
     from autograder import feedback, feedback_page, overwrite_cells, remote  # noqa: F401: the configuration's
 
-    for module in pkgutil.iter_modules(helpers.__path__):
-        importlib.import_module(f"helpers.{module.name}")
+    here = [entry for entry in sys.path if Path(entry or ".").resolve() == ROOT]
+    sys.path[:] = [entry for entry in sys.path if entry not in here]
+    try:
+        helpers = importlib.import_module("helpers")
+        for module in pkgutil.iter_modules(helpers.__path__):
+            importlib.import_module(f"helpers.{module.name}")
+    finally:
+        sys.path[:0] = here
 
 
 def start_kernel_ahead(course: Path, assignment: str, limits: dict) -> None:
@@ -144,6 +152,7 @@ def nbgrader_here(argv: list[str], root: Path) -> int:
     from nbgrader.apps.nbgraderapp import NbGraderApp
 
     sys.argv = [str(Path(nbgrader.__file__).parent / "__main__.py"), *argv]  # what nbgrader_config.py checks
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")  # alembic
     os.chdir(root)
     try:
         NbGraderApp.launch_instance(argv=argv)
@@ -498,7 +507,7 @@ def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_t
     _to_file(log)
     os.environ.update({f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()})
     asyncio.set_event_loop(asyncio.new_event_loop())
-    code = 0
+    code, submission = 0, None
     try:
         try:
             start_kernel_ahead(course, assignment, limits)
@@ -510,9 +519,15 @@ def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_t
             return
         result = grade_one(submission, course, cell_timeout, log)
         connection.send(result)
-    except BaseException:  # noqa: BLE001: the command records this submission as failed
+    except BaseException as error:  # noqa: BLE001: this submission is recorded as failed, with the error
         traceback.print_exc()
         code = 1
+        if submission is not None:
+            why = f"not graded: the grader failed on it ({type(error).__name__}: {str(error)[:200]}); score 0"
+            try:
+                connection.send(Result(submission.student, submission.assignment, {}, [why], 0.0, status="failed"))
+            except Exception:  # noqa: BLE001: the command then reports the exit code
+                pass
     finally:
         execute.KernelAhead.end_all()
         log.unlink(missing_ok=True)

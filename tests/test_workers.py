@@ -63,7 +63,7 @@ def test_a_crash_a_raise_and_a_hang_cost_only_their_own_submission(fake_workers,
     for name in "abcde":
         assert results[name].status == "graded" and results[name].scores == {"cell": (1.0, 1.0)}, results[name]
     assert results["crash"].status == "failed" and "exit code 3" in results["crash"].reasons[0]
-    assert results["raise"].status == "failed" and "exit code 1" in results["raise"].reasons[0]
+    assert results["raise"].status == "failed" and "RuntimeError: the grader broke" in results["raise"].reasons[0]
     assert results["hang"].status == "failed" and "did not answer" in results["hang"].reasons[0]
     for name in ("crash", "raise", "hang"):
         assert results[name].reasons[0].endswith("score 0"), results[name].reasons
