@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ class Run:
     workers: int
     command: float  # seconds, the whole command
     grading: float  # seconds, from the first submission handed out to the last merged
+    cpu: float  # CPU seconds of the command and every process it waited for (kernels included)
     largest_mb: float  # the largest single process of the command (ru_maxrss)
     total_mb: float  # every process of the command together (PSS), sampled
 
@@ -66,8 +68,8 @@ def _tree_pss_mb(pid: int) -> float:
     return total / 2 ** 20
 
 
-def measured(command: list[str], cwd: Path) -> tuple[float, str, float, float]:
-    """Run ``command``; returns (seconds, its output, largest process in MB, all its processes in MB)."""
+def measured(command: list[str], cwd: Path) -> tuple[float, str, float, float, float]:
+    """Run ``command``; returns (seconds, its output, CPU seconds, largest process in MB, all its processes in MB)."""
     output = tempfile.TemporaryFile(mode="w+")
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
@@ -88,30 +90,37 @@ def measured(command: list[str], cwd: Path) -> tuple[float, str, float, float]:
     text = output.read()
     if process.returncode != 0:
         raise SystemExit(f"bench: {' '.join(command)} failed:\n{text[-3000:]}")
-    return seconds, text, usage.ru_maxrss / 1024, peak[0]
+    return seconds, text, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak[0]
 
 
 def grade(label: str, course: Path, submissions: Path, workers: int) -> Run:
-    seconds, text, largest, total = measured(
+    seconds, text, cpu, largest, total = measured(
         [sys.executable, "-m", "autograder.grade", str(submissions), "--workers", str(workers), "--no-feedback",
          "--csv", str(course / "autograder" / f"grades-{workers}.csv")], course)
     progress = re.findall(r"^\[(\d+)/(\d+)\].*elapsed ([\d.]+) s", text, flags=re.M)
     if not progress or progress[-1][0] != progress[-1][1]:
         raise SystemExit(f"bench: no progress lines from {label}:\n{text[-3000:]}")
-    return Run(label, workers, seconds, float(progress[-1][2]), largest, total)
+    return Run(label, workers, seconds, float(progress[-1][2]), cpu, largest, total)
 
 
-def plain_seconds(notebook: Path, runs: int) -> tuple[list[float], float]:
-    """Seconds to execute ``notebook`` top to bottom in a fresh python3 kernel, each run; the kernel's peak MB."""
+def _cpu() -> float:
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def plain_seconds(notebook: Path, runs: int) -> tuple[list[float], list[float], float]:
+    """Seconds and CPU seconds (this process and the kernel) to execute ``notebook`` top to bottom in a fresh
+    python3 kernel, each run; the kernel's peak MB."""
     from tools import nbexec
 
-    times, memory = [], 0.0
+    times, cpu, memory = [], [], 0.0
     for _ in range(runs):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), _cpu()
         nb = nbexec.execute(notebook, probe_memory=True)
         times.append(time.perf_counter() - start)
+        cpu.append(_cpu() - used)
         memory = max(memory, nbexec.peak_memory_mb(nb))
-    return times, memory
+    return times, cpu, memory
 
 
 def kernel_start_seconds(kernel_name: str, starts: int) -> float:
@@ -173,26 +182,28 @@ def main(argv: list[str]) -> int:
             old.mkdir()
             archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, check=True, capture_output=True)
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-        times, kernel_mb = plain_seconds(notebook, args.plain)
+        times, cpu, kernel_mb = plain_seconds(notebook, args.plain)
         for workers in dict.fromkeys([1, args.workers]):
             runs.append(grade("now", course, submissions, workers))
             if old is not None:
                 runs.append(grade(f"at {args.before}", old, submissions, workers))
-        more, _ = plain_seconds(notebook, args.plain)  # again after grading: the load may have changed meanwhile
-        times += more
-    plain = statistics.median(times)
+        more, more_cpu, _ = plain_seconds(notebook, args.plain)  # again after grading: the load may have changed
+        times, cpu = times + more, cpu + more_cpu
+    plain, plain_cpu = statistics.median(times), statistics.median(cpu)
     print(f"plain execution of {ASSIGNMENT} (the good example, a fresh python3 kernel each time, "
           f"{len(times)} runs): median {plain:.2f} s (from {min(times):.2f} to {max(times):.2f} s), "
-          f"kernel peak {kernel_mb:.0f} MB")
+          f"{plain_cpu:.2f} CPU s, kernel peak {kernel_mb:.0f} MB")
     print(f"grading {n} copies of it (./course grade --no-feedback); per submission = grading phase / {n}; "
-          f"set-up = the rest of the command (self-test, gradebook, CSV), once per run:")
+          f"set-up = the rest of the command (self-test, gradebook, CSV), once per run; CPU / sub. = the whole "
+          f"command's CPU seconds / {n}, against plain execution's:")
     print(f"{'':<16}{'workers':>8}{'command':>10}{'set-up':>9}{'grading':>10}{'per sub.':>10}{'/ plain':>9}"
-          f"{'speed-up':>10}{'largest':>10}{'all procs':>11}")
+          f"{'speed-up':>10}{'CPU/sub.':>10}{'/ plain':>9}{'largest':>10}{'all procs':>11}")
     for run in runs:
         one = next(r for r in runs if r.label == run.label and r.workers == 1)
         speed = f"{one.grading / run.grading:.2f}x" if run.workers > 1 else "-"
         print(f"{run.label:<16}{run.workers:>8}{run.command:>9.1f}s{run.command - run.grading:>8.1f}s"
               f"{run.grading:>9.1f}s{run.grading / n:>9.2f}s{run.grading / n / plain:>8.2f}x{speed:>10}"
+              f"{run.cpu / n:>9.2f}s{run.cpu / n / plain_cpu:>8.2f}x"
               f"{run.largest_mb:>7.0f} MB{run.total_mb:>8.0f} MB")
     return 0
 
