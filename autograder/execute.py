@@ -98,6 +98,73 @@ class SandboxKernelManager(AsyncKernelManager):
     cleanup_resources = _async_cleanup_resources
 
 
+class KernelAhead:
+    """A sandboxed kernel started before its submission is known, so that it boots while the grader is busy.
+
+    ``./course grade`` grades each submission in a process of its own, which starts its kernel this way as soon as
+    it exists. The kernel starts with nothing of any submission: an empty working folder named after the
+    assignment (the sandbox masks that assignment's reference answers), no code run in it. ``take`` hands it to
+    the first notebook graded in this process, and to no other: a kernel runs one submission only. One that has
+    waited longer than ``MAX_WAIT`` seconds is ended instead (its wall-time limit started with it), and nbgrader
+    starts a kernel as usual."""
+
+    MAX_WAIT = 60.0
+    waiting: "KernelAhead | None" = None  # this process's kernel, until a notebook takes it
+    started: list["KernelAhead"] = []  # every one this process started, to end them all on the way out
+    ending: list = []  # how to end those taken (their notebook's client and kernel), once no longer needed
+
+    def __init__(self, assignment: str, manager: SandboxKernelManager):
+        self.assignment, self.manager, self.since = assignment, manager, time.monotonic()
+
+    @classmethod
+    def start(cls, assignment: str, folder: Path, wall_seconds: int) -> "KernelAhead":
+        from autograder import sandbox
+
+        if cls.waiting is not None or cls.started:
+            raise RuntimeError("a grading process starts one kernel ahead, once")
+        manager = SandboxKernelManager(kernel_name=sandbox.KERNEL_NAME)
+        env = dict(os.environ, COURSE_SANDBOX_WALL_SECONDS=str(int(wall_seconds + cls.MAX_WAIT)))
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS),
+                                                                   os.environ.get("JUPYTER_PATH")]))
+        ahead = cls(assignment, manager)
+        cls.started.append(ahead)
+        run_sync(manager.start_kernel)(cwd=str(folder), env=env)  # as nbclient starts it, in another folder
+        cls.waiting = ahead
+        return ahead
+
+    @classmethod
+    def take(cls, assignment: str) -> SandboxKernelManager | None:
+        """The kernel for this notebook, once: None after the first call, for another assignment or when stale."""
+        ahead, cls.waiting = cls.waiting, None
+        if ahead is None:
+            return None
+        if ahead.assignment != assignment or time.monotonic() - ahead.since > cls.MAX_WAIT:
+            ahead.end()
+            return None
+        return ahead.manager
+
+    def end(self) -> None:
+        for now in (False, True):  # asked to stop, then killed
+            try:
+                if self.manager.has_kernel:
+                    run_sync(self.manager.shutdown_kernel)(now=now)
+            except Exception:  # noqa: BLE001: a kernel that is gone already
+                pass
+        run_sync(self.manager.cleanup_resources)()  # its private socket folder
+
+    @classmethod
+    def end_all(cls) -> None:
+        """End every kernel this process started: the grading process calls it after it has sent its result."""
+        cls.waiting = None
+        while cls.ending:
+            try:
+                cls.ending.pop()()
+            except Exception:  # noqa: BLE001: killed below
+                pass
+        for ahead in cls.started:
+            ahead.end()
+
+
 class KernelChannel(remote.Channel):
     """Requests to the agent as silent ``execute_request``s; the reply comes back in ``user_expressions``."""
 
@@ -221,10 +288,13 @@ class GradeOutsideKernel(Execute):
         answers = [cell.source for cell in nb.cells if _grade_id(cell) in self.answer_ids]
         checks._grading_seed = grading_seed(course_secret(Path(self.secret_file)), str(info.get("student", "")),
                                             str(info.get("assignment", "")), str(info.get("notebook", "")), answers)
+        taken = km is None and (km := KernelAhead.take(str(info.get("assignment", "")))) is not None
         try:
             nb, resources = super().preprocess(nb, resources, km)
         finally:
             checks._grading_seed = None
+            if taken:  # ended as nbclient ends a kernel of its own, once this submission's result is out
+                KernelAhead.ending.append(self._cleanup_kernel)
         course = nb.metadata.setdefault("course", {})
         course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *self.reasons]))
         for reason in self.reasons:

@@ -16,16 +16,19 @@ gives the same scores and replaces the earlier results (the output says so).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import asyncio
 import csv
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import re
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +36,6 @@ from pathlib import Path
 import nbformat
 
 from autograder import collect, execute, gradebook, preflight, sandbox
-from tools.release import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "autograder"
@@ -56,8 +58,10 @@ class Result:
     scores: dict[str, tuple[float, float]]  # test cell -> (score, max)
     reasons: list[str]
     seconds: float
-    autograded: Path | None = None  # the scratch course holding the autograded folder and gradebook
+    autograded: Path | None = None  # the autograded folder, in a worker's scratch course
     status: str = "graded"
+    recorded: dict | None = None  # what nbgrader wrote in the scratch gradebook (read_gradebook)
+    notebook: str | None = None  # the notebook graded, as pre-flight repaired it (JSON)
 
     @property
     def total(self) -> float:
@@ -80,25 +84,121 @@ def submission_of(found: collect.Found) -> Submission:
                       list(found.notes))
 
 
-# --- grading one submission (in a worker process) -----------------------------------------------------------------
+# --- grading one submission (in a process of its own, forked from a worker's warm process) ---------------------
 
-def scratch_course(assignment: str, gradebook: Path) -> Path:
-    """A course directory of its own: configuration, the assignment's source and a copy of the gradebook."""
+KERNEL_FOLDER = "kernel"  # in a worker's scratch course: kernel/<assignment>/ is the empty folder a kernel starts in
+GRADE_COLUMNS = ("auto_score", "manual_score", "extra_credit", "needs_manual_grade")
+
+
+def scratch_course(assignments: list[str], gradebook: Path) -> Path:
+    """A worker's course directory: the configuration, the assignments' source and release, a copy of the gradebook.
+
+    The grading code itself is imported once by the worker's process (``warm_up``), not copied."""
     course = Path(tempfile.mkdtemp(prefix="course-grading-"))
     (course / "autograder").mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    for path in COURSE.glob("*.py"):  # the grading code: configuration, sandbox, execute step, wire, agent
-        shutil.copy2(path, course / "autograder" / path.name)
-    shutil.copytree(COURSE / "templates", course / "autograder" / "templates")
-    shutil.copy2(execute.SECRET_FILE, course / "autograder" / execute.SECRET_FILE.name)
-    shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
-    shutil.copytree(ROOT / "notebooks" / assignment, course / "notebooks" / assignment)
+    shutil.copy2(COURSE / "nbgrader_config.py", course / "autograder" / "nbgrader_config.py")
+    for assignment in assignments:
+        shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
+        shutil.copytree(ROOT / "notebooks" / assignment, course / "notebooks" / assignment)
+        (course / KERNEL_FOLDER / assignment).mkdir(parents=True)
     shutil.copy2(gradebook, course / "autograder" / "gradebook.db")
+    (course / "tmp").mkdir()
     return course
 
 
-def grade_one(submission: Submission, gradebook: Path, limits: dict, cell_timeout: int) -> Result:
-    """Pre-flight, then stock nbgrader autograde in a scratch course; never raises for a bad submission."""
+def warm_up() -> None:
+    """Import, once, everything a grading process needs: each one forked from here starts with it loaded.
+
+    ``helpers`` is the package the sandboxed kernel imports (the installed one, sandbox.helpers_location), as in a
+    ``nbgrader autograde`` process started from a scratch course, whatever folder the command runs from."""
+    import importlib
+    import pkgutil
+
+    import matplotlib.pyplot  # noqa: F401: the notebooks' locked cells import it in the grader (remote.py)
+    import nbgrader.api  # noqa: F401
+    import nbgrader.apps.nbgraderapp  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+
+    from autograder import feedback, feedback_page, overwrite_cells, remote  # noqa: F401: the configuration's
+
+    here = [entry for entry in sys.path if Path(entry or ".").resolve() == ROOT]
+    sys.path[:] = [entry for entry in sys.path if entry not in here]
+    try:
+        helpers = importlib.import_module("helpers")
+        for module in pkgutil.iter_modules(helpers.__path__):
+            importlib.import_module(f"helpers.{module.name}")
+    finally:
+        sys.path[:0] = here
+
+
+def start_kernel_ahead(course: Path, assignment: str, limits: dict) -> None:
+    """Start this process's sandboxed kernel now, before its submission is known (see execute.KernelAhead).
+
+    Its private socket folder is noted in the scratch course, for the command to remove if this process is killed."""
+    ahead = execute.KernelAhead.start(assignment, course / KERNEL_FOLDER / assignment,
+                                      wall_seconds=limits["wall_seconds"])
+    leftovers(course, os.getpid()).write_text(str(ahead.manager.private_folder or ""))
+
+
+def leftovers(course: Path, pid: int) -> Path:
+    return course / "tmp" / f"grader-{pid}.leftovers"
+
+
+def nbgrader_here(argv: list[str], root: Path) -> int:
+    """``nbgrader ARGV`` run in this process from ``root``, as the command would run it there (the same arguments,
+    the course's nbgrader_config.py); returns its exit status. For a process forked to run it, which it changes."""
+    import nbgrader
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+
+    sys.argv = [str(Path(nbgrader.__file__).parent / "__main__.py"), *argv]  # what nbgrader_config.py checks
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")  # alembic
+    os.chdir(root)
+    try:
+        NbGraderApp.launch_instance(argv=argv)
+    except SystemExit as error:
+        return error.code if isinstance(error.code, int) else 1
+    finally:
+        NbGraderApp.clear_instance()
+    return 0
+
+
+def _to_file(log: Path) -> None:
+    """This process's output (and its children's) goes to ``log``."""
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+
+
+def nbgrader_forked(argv: list[str], root: Path) -> tuple[int, str]:
+    """``nbgrader ARGV`` from ``root`` in a process forked from this warm one (nbgrader imported already); returns
+    its exit status and output."""
+    with tempfile.TemporaryDirectory(prefix="course-nbgrader-") as folder:
+        log = Path(folder) / "log"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        process = FORK.Process(target=_nbgrader_main, args=(argv, root, log))
+        process.start()
+        process.join()
+        return process.exitcode, log.read_text(errors="replace") if log.exists() else ""
+
+
+def _nbgrader_main(argv: list[str], root: Path, log: Path) -> None:
+    _to_file(log)
+    code = 1
+    try:
+        code = nbgrader_here(argv, root)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def grade_one(submission: Submission, course: Path, cell_timeout: int, log: Path) -> Result:
+    """Pre-flight, then stock nbgrader autograde in the worker's scratch course; never raises for a bad submission.
+
+    Runs in a process of its own that grades this submission only; ``log`` is where its output goes."""
     start = time.perf_counter()
     release = ROOT / "notebooks" / submission.assignment / f"{submission.assignment}.ipynb"
     try:
@@ -109,44 +209,53 @@ def grade_one(submission: Submission, gradebook: Path, limits: dict, cell_timeou
     if checked.rejected:
         return Result(submission.student, submission.assignment, {}, reasons, time.perf_counter() - start,
                       status="rejected")
-    course = scratch_course(submission.assignment, gradebook)
     folder = course / "autograder" / "submitted" / submission.student / submission.assignment
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    nbformat.write(checked.notebook, folder / f"{submission.assignment}.ipynb")
+    notebook = nbformat.writes(checked.notebook)
+    (folder / f"{submission.assignment}.ipynb").write_text(notebook)
     (folder / "timestamp.txt").write_text(submission.timestamp)
-    env = {f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()}
     try:
-        run = nbgrader("autograde", submission.assignment, "--student", submission.student, "--force",
-                       f"--Execute.timeout={cell_timeout}", f"--GradeOutsideKernel.test_timeout={cell_timeout}",
-                       root=course, env=env, check=False,
-                       timeout=limits["wall_seconds"] + 120)
-        log = run.stdout + run.stderr
-    except subprocess.TimeoutExpired:
-        log = "nbgrader did not finish in time"
+        nbgrader_here(["autograde", submission.assignment, "--student", submission.student, "--force",
+                       f"--Execute.timeout={cell_timeout}", f"--GradeOutsideKernel.test_timeout={cell_timeout}"],
+                      course)
+    except Exception:  # noqa: BLE001: logged; the submission is reported as not graded
+        traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    text = log.read_text(errors="replace") if log.exists() else ""
+    shutil.rmtree(folder.parent, ignore_errors=True)
     autograded = course / "autograder" / "autograded" / submission.student / submission.assignment
-    scores = read_scores(course, submission.assignment, submission.student) if autograded.is_dir() else {}
-    reasons = list(dict.fromkeys(reasons + outcome_reasons(course, submission, log, scores)))
+    recorded = read_gradebook(course, submission.assignment, submission.student) if autograded.is_dir() else None
+    scores = {name: (grade["auto_score"] or 0.0, grade["max_score"]) for nb in (recorded or {}).get("notebooks", {})
+              .values() for name, grade in nb["grades"].items() if grade["cell_type"] == "code"}
+    reasons = list(dict.fromkeys(reasons + outcome_reasons(autograded, submission, text, scores)))
     status = "graded" if scores else "failed"
     return Result(submission.student, submission.assignment, scores, reasons, time.perf_counter() - start,
-                  course, status)
+                  autograded if autograded.is_dir() else None, status, recorded, notebook)
 
 
-def read_scores(course: Path, assignment: str, student: str) -> dict[str, tuple[float, float]]:
-    from nbgrader.api import Gradebook, MissingEntry
+def read_gradebook(course: Path, assignment: str, student: str) -> dict | None:
+    """What the scratch gradebook holds of this submission, as plain data: its timestamp and, per notebook, every
+    grade (its columns, max score, cell type) and comment."""
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(f"sqlite:///{course / 'autograder' / 'gradebook.db'}") as gradebook:
+    with gradebook.opened(course / "autograder" / "gradebook.db") as scratch:
         try:
-            submission = gradebook.find_submission(assignment, student)
+            submission = scratch.find_submission(assignment, student)
         except MissingEntry:
-            return {}
-        return {grade.name: (grade.auto_score or 0.0, grade.max_score) for nb in submission.notebooks
-                for grade in nb.grades if grade.cell.cell_type == "code"}
+            return None
+        return {"timestamp": submission.timestamp, "notebooks": {nb.name: {
+            "grades": {grade.name: {**{column: getattr(grade, column) for column in GRADE_COLUMNS},
+                                    "max_score": grade.max_score, "cell_type": grade.cell.cell_type}
+                       for grade in nb.grades},
+            "comments": {comment.name: (comment.auto_comment, comment.manual_comment) for comment in nb.comments}}
+            for nb in submission.notebooks}}
 
 
-def outcome_reasons(course: Path, submission: Submission, log: str, scores: dict) -> list[str]:
+def outcome_reasons(autograded: Path, submission: Submission, log: str, scores: dict) -> list[str]:
     """What went wrong while the notebook ran, in words: timeouts, a dead kernel, limits, a failed run."""
     reasons = []
-    autograded = course / "autograder" / "autograded" / submission.student / submission.assignment
     notebook = autograded / f"{submission.assignment}.ipynb"
     if notebook.exists():
         nb = json.loads(notebook.read_text())
@@ -218,8 +327,7 @@ def merge(result: Result, gradebook_path: Path) -> list[str]:
 
     notes = []
     destination = COURSE / "autograded" / result.student / result.assignment
-    graded = (result.autograded / "autograder" / "autograded" / result.student / result.assignment
-              if result.autograded is not None and result.scores else None)
+    graded = result.autograded if result.autograded is not None and result.scores else None
     before, after = answer_sources(destination), answer_sources(graded)
     with gradebook.opened(gradebook_path) as main:
         main.update_or_create_student(result.student)
@@ -229,23 +337,21 @@ def merge(result: Result, gradebook_path: Path) -> list[str]:
         except MissingEntry:
             pass
     with gradebook.opened(gradebook_path) as main:
-        if graded is None:
+        if graded is None or result.recorded is None:
             main.add_submission(result.assignment, result.student)
             for nb in main.find_submission(result.assignment, result.student).notebooks:
                 for grade in nb.grades:
                     grade.auto_score = 0.0 if grade.cell.cell_type == "code" else grade.auto_score
         else:
-            with gradebook.opened(result.autograded / "autograder" / "gradebook.db") as scratch:
-                submission = scratch.find_submission(result.assignment, result.student)
-                main.add_submission(result.assignment, result.student, timestamp=submission.timestamp)
-                for nb in submission.notebooks:
-                    for grade in nb.grades:
-                        target = main.find_grade(grade.name, nb.name, result.assignment, result.student)
-                        for column in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
-                            setattr(target, column, getattr(grade, column))
-                    for comment in nb.comments:
-                        target = main.find_comment(comment.name, nb.name, result.assignment, result.student)
-                        target.auto_comment, target.manual_comment = comment.auto_comment, comment.manual_comment
+            main.add_submission(result.assignment, result.student, timestamp=result.recorded["timestamp"])
+            for notebook, recorded in result.recorded["notebooks"].items():
+                for name, grade in recorded["grades"].items():
+                    target = main.find_grade(name, notebook, result.assignment, result.student)
+                    for column in GRADE_COLUMNS:
+                        setattr(target, column, grade[column])
+                for name, (auto_comment, manual_comment) in recorded["comments"].items():
+                    target = main.find_comment(name, notebook, result.assignment, result.student)
+                    target.auto_comment, target.manual_comment = auto_comment, manual_comment
         for (notebook, cell), (score, extra, comment) in manual.items():
             if cell in after and after[cell] == before.get(cell):
                 grade = main.find_grade(cell, notebook, result.assignment, result.student)
@@ -271,17 +377,18 @@ def record(result: Result, submission: Submission, found: collect.Found, export:
         "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1)})
     folder = COURSE / "submitted" / result.student / result.assignment
     shutil.rmtree(folder, ignore_errors=True)
-    if result.status == "rejected":
-        return
-    release = ROOT / "notebooks" / submission.assignment / f"{submission.assignment}.ipynb"
-    try:
-        checked = preflight.check(submission.path, release)  # the notebook as graded: repaired
-    except Exception:  # noqa: BLE001: already recorded as rejected by grade_one
-        return
-    if checked.rejected:
+    notebook = result.notebook  # the notebook as graded: repaired by pre-flight
+    if notebook is None and result.status != "rejected":  # its grading process failed before it said
+        release = ROOT / "notebooks" / submission.assignment / f"{submission.assignment}.ipynb"
+        try:
+            checked = preflight.check(submission.path, release)
+        except Exception:  # noqa: BLE001: an unreadable file is not recorded in submitted/
+            return
+        notebook = None if checked.rejected else nbformat.writes(checked.notebook)
+    if notebook is None:
         return
     folder.mkdir(parents=True)
-    nbformat.write(checked.notebook, folder / f"{submission.assignment}.ipynb")
+    (folder / f"{submission.assignment}.ipynb").write_text(notebook)
     (folder / "timestamp.txt").write_text(submission.timestamp)
 
 
@@ -297,10 +404,10 @@ def previous_result(assignment: str, student: str) -> str | None:
 def prepare_gradebook(assignment: str) -> Path:
     """Register the assignment's cells in the course gradebook (without touching notebooks/)."""
     with tempfile.TemporaryDirectory() as release:
-        run = nbgrader("generate_assignment", assignment, "--force",
-                       f"--CourseDirectory.release_directory={release}", root=ROOT, check=False)
-    if run.returncode != 0:
-        raise SystemExit(f"grade: nbgrader generate_assignment {assignment} failed:\n{run.stderr[-2000:]}")
+        code, output = nbgrader_forked(["generate_assignment", assignment, "--force",
+                                        f"--CourseDirectory.release_directory={release}"], ROOT)
+    if code != 0:
+        raise SystemExit(f"grade: nbgrader generate_assignment {assignment} failed:\n{output[-2000:]}")
     return COURSE / "gradebook.db"
 
 
@@ -342,38 +449,230 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# --- the workers: a warm process per worker, a process per submission forked from it, started ahead ---------------
+
+FORK = multiprocessing.get_context("fork")
+GRACE_SECONDS = 120  # beyond the sandbox's wall time, before a grading process that has not answered is ended
+
+
+class Grader:
+    """The process that grades one submission: forked from the command's warm process (nbgrader and the grading code
+    imported, ``warm_up``), it starts its sandboxed kernel at once, then waits for the submission it is given.
+
+    Its output goes to a log file of its own; it answers with a ``Result`` and exits. It never grades a second one."""
+
+    def __init__(self, course: Path, assignment: str, limits: dict, cell_timeout: int):
+        self.course, self.assignment = course, assignment
+        self.submission: Submission | None = None
+        self.deadline = float("inf")
+        self.connection, theirs = FORK.Pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.process = FORK.Process(target=_grader_main, args=(theirs, course, assignment, limits, cell_timeout),
+                                    name=f"grader-{assignment}")
+        self.process.start()
+        theirs.close()
+
+    def give(self, submission: Submission, seconds: float) -> bool:
+        """Hand it its submission; False when it is gone already (it is then replaced; the submission waits)."""
+        try:
+            self.connection.send(submission)
+        except (BrokenPipeError, ConnectionError, OSError):
+            return False
+        self.submission, self.deadline = submission, time.monotonic() + seconds
+        return True
+
+    def result(self) -> Result | None:
+        """Its answer, once it has one; None when it died without answering."""
+        try:
+            return self.connection.recv() if self.connection.poll() else None
+        except (EOFError, OSError):
+            return None
+
+    def end(self) -> None:
+        """Stop it and everything it started (its kernel's sandbox included), and remove what it left."""
+        kill_tree(self.process.pid)
+        self.process.join(10)
+        self.connection.close()
+        noted = leftovers(self.course, self.process.pid)
+        if noted.exists():
+            folder = noted.read_text().strip()
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+            noted.unlink()
+
+
+def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_timeout: int) -> None:
+    log = course / "tmp" / f"grader-{os.getpid()}.log"
+    _to_file(log)
+    os.environ.update({f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()})
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    code, submission = 0, None
+    try:
+        try:
+            start_kernel_ahead(course, assignment, limits)
+        except Exception:  # noqa: BLE001: nbgrader then starts the kernel itself, and reports why it cannot
+            traceback.print_exc()
+        try:
+            submission = connection.recv()
+        except EOFError:
+            return
+        result = grade_one(submission, course, cell_timeout, log)
+        connection.send(result)
+    except BaseException as error:  # noqa: BLE001: this submission is recorded as failed, with the error
+        traceback.print_exc()
+        code = 1
+        if submission is not None:
+            why = f"not graded: the grader failed on it ({type(error).__name__}: {str(error)[:200]}); score 0"
+            try:
+                connection.send(Result(submission.student, submission.assignment, {}, [why], 0.0, status="failed"))
+            except Exception:  # noqa: BLE001: the command then reports the exit code
+                pass
+    finally:
+        execute.KernelAhead.end_all()
+        log.unlink(missing_ok=True)
+        leftovers(course, os.getpid()).unlink(missing_ok=True)
+        os._exit(code)
+
+
+def kill_tree(pid: int, grace: float = 1.0) -> None:
+    """Stop ``pid`` and all its descendants: found first (so none escapes by being re-parented), then SIGTERM (a
+    sandbox launcher then removes its scratch folder), and SIGKILL for whatever still runs after ``grace`` seconds."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for member in tree:
+            try:
+                os.kill(member, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        until = time.monotonic() + grace
+        while sig == signal.SIGTERM and time.monotonic() < until and any(_running(m) for m in tree):
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path: Path, limits: dict,
+                     cell_timeout: int):
+    """Grade every submission, ``workers`` at a time; yields each Result as it arrives (in no fixed order).
+
+    Each worker has a scratch course of its own (a copy of the gradebook, made once) and grades each submission in
+    a process of its own forked from this warm one; the next one is forked, and its kernel started, while the
+    current one runs. A grading process that crashes, or does not answer within the sandbox's wall time plus
+    GRACE_SECONDS, costs only its own submission: it is ended and the next one takes its place."""
+    queue = sorted(submissions, key=lambda s: s.assignment)  # a kernel started ahead is for the next one's assignment
+    assignments = sorted({s.assignment for s in submissions})
+    workers = max(1, min(workers, len(queue)))
+    courses = [scratch_course(assignments, gradebook_path) for _ in range(workers)]
+    seconds = limits["wall_seconds"] + GRACE_SECONDS
+    ready: list[Grader | None] = [None] * workers  # the next grading process of each worker, its kernel starting
+    busy: list[Grader | None] = [None] * workers
+    finishing: list[Grader] = []  # answered; ending their kernels
+    arrived: list[Result] = []
+
+    def failed(submission: Submission, why: str) -> Result:
+        return Result(submission.student, submission.assignment, {}, [f"not graded: {why}; score 0"], 0.0,
+                      status="failed")
+
+    def fresh(slot: int) -> Grader:
+        return Grader(courses[slot], queue[0].assignment, limits, cell_timeout)
+
+    def dispatch(slot: int) -> None:
+        grader, ready[slot] = ready[slot], None
+        if grader is None or grader.assignment != queue[0].assignment or not grader.process.is_alive():
+            if grader is not None:
+                grader.end()
+            grader = fresh(slot)
+        submission = queue.pop(0)
+        if not grader.give(submission, seconds):
+            grader.end()
+            arrived.append(failed(submission, "its grading process did not start"))
+            return
+        busy[slot] = grader
+        if queue:
+            ready[slot] = fresh(slot)
+
+    try:
+        while queue or any(busy) or arrived:
+            for slot in range(workers):
+                if busy[slot] is None and queue:
+                    dispatch(slot)
+            yield from arrived
+            arrived.clear()
+            waiting = [g for g in busy if g is not None]
+            if not waiting:
+                continue
+            timeout = max(0.0, min(g.deadline for g in waiting) - time.monotonic())
+            multiprocessing.connection.wait([g.connection for g in waiting] + [g.process.sentinel for g in waiting],
+                                            timeout)
+            for slot, grader in enumerate(busy):
+                if grader is None:
+                    continue
+                result = grader.result()
+                if result is None and grader.process.is_alive() and time.monotonic() < grader.deadline:
+                    continue
+                busy[slot] = None
+                if result is None:
+                    late = grader.process.is_alive()
+                    grader.end()
+                    result = failed(grader.submission, f"its grading process did not answer in {seconds} s and was "
+                                    "stopped" if late else f"its grading process stopped (exit code "
+                                    f"{grader.process.exitcode})")
+                else:
+                    finishing.append(grader)
+                arrived.append(result)
+            for grader in [g for g in finishing if not g.process.is_alive()]:
+                grader.process.join()
+                grader.connection.close()
+                finishing.remove(grader)
+    finally:
+        for grader in ready + busy:
+            if grader is not None:
+                grader.end()
+        for grader in finishing:
+            grader.process.join(30)
+            if grader.process.is_alive():
+                grader.end()
+        for course in courses:
+            shutil.rmtree(course, ignore_errors=True)
+
+
 def grade_all(submissions: list[Submission], args, limits: dict, gradebooks: dict) -> list[Result]:
     """Grade in parallel; merge each result as it arrives; print progress."""
-    snapshot_folder = Path(tempfile.mkdtemp(prefix="course-gradebook-"))
-    snapshot = snapshot_folder / "gradebook.db"
-    shutil.copy2(COURSE / "gradebook.db", snapshot)
     print(f"grading {collect.plural(len(submissions), 'submission')} with {collect.plural(args.workers, 'worker')} "
           "in the sandbox", flush=True)
     results: list[Result] = []
     start = time.perf_counter()
-    try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
-            futures = [pool.submit(grade_one, s, snapshot, limits, args.cell_timeout) for s in submissions]
-            for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-                try:
-                    result = future.result()
-                except Exception as error:  # noqa: BLE001: a worker that fails costs only its submission
-                    failed = submissions[futures.index(future)]
-                    result = Result(failed.student, failed.assignment, {},
-                                    [f"not graded: the grader failed on it ({type(error).__name__}: {error})"[:300]],
-                                    0.0, status="failed")
-                replaced = previous_result(result.assignment, result.student)
-                result.reasons += merge(result, gradebooks[result.assignment]) + ([replaced] if replaced else [])
-                if result.autograded:
-                    shutil.rmtree(result.autograded, ignore_errors=True)
-                results.append(result)
-                elapsed = time.perf_counter() - start
-                left = elapsed / done * (len(submissions) - done)
-                print(f"[{done}/{len(submissions)}] {result.student} {result.assignment}: "
-                      f"{gradebook.plural(result.total)} autograded ({result.status}, {result.seconds:.1f} s); "
-                      f"elapsed {elapsed:.0f} s, about {left:.0f} s left", flush=True)
-    finally:
-        shutil.rmtree(snapshot_folder, ignore_errors=True)
+    for done, result in enumerate(grade_in_workers(submissions, args.workers, COURSE / "gradebook.db", limits,
+                                                   args.cell_timeout), start=1):
+        replaced = previous_result(result.assignment, result.student)
+        result.reasons += merge(result, gradebooks[result.assignment]) + ([replaced] if replaced else [])
+        if result.autograded:
+            shutil.rmtree(result.autograded, ignore_errors=True)
+        results.append(result)
+        elapsed = time.perf_counter() - start
+        left = elapsed / done * (len(submissions) - done)
+        print(f"[{done}/{len(submissions)}] {result.student} {result.assignment}: "
+              f"{gradebook.plural(result.total)} autograded ({result.status}, {result.seconds:.1f} s); "
+              f"elapsed {elapsed:.1f} s, about {left:.0f} s left", flush=True)
     return results
 
 
@@ -400,6 +699,7 @@ def main(argv: list[str]) -> int:
             print("grade: no submissions to grade", file=sys.stderr)
             return 1
         limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb)
+        warm_up()
         gradebooks = {a: prepare_gradebook(a) for a in sorted({s.assignment for s in submissions})}
         results = grade_all(submissions, args, limits, gradebooks)
         by_key = {(r.student, r.assignment): r for r in results}

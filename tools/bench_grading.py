@@ -1,37 +1,132 @@
-"""Benchmark the grading command: N copies of the good example of notebook 01, graded with one worker and with
-all cores (speed-up), and the sandbox's overhead per kernel start (sandboxed versus plain ipykernel).
+"""Benchmark the grading command against plain execution, side by side in one run.
 
-Usage: python -m tools.bench_grading [--submissions 50] [--starts 5] [--before COMMIT]
-(numbers are printed, not asserted). With ``--before``, the same submissions are also graded, with one worker, by
-the course as it was at COMMIT (extracted with git archive), and both times are printed side by side.
+For N copies of the good example of notebook 01 it prints: the time to execute that notebook plainly in a fresh
+kernel (per notebook, nbclient with the python3 kernel, as ``./course bench`` does); the time ``./course grade``
+takes for the N submissions with one worker and with all cores (the whole command, its grading phase, and per
+submission from the grading phase, which leaves out what a run does once: the sandbox's self-test, registering the
+assignment in the gradebook, the CSV); the ratio grading / plain; the speed-up; and peak memory (the largest single
+process, from ``wait4``, and every process of the command together, sampled every 0.2 s as proportional set
+size). With ``--before COMMIT`` the same
+submissions are also graded by the course as it was at COMMIT (extracted with git archive), in the same run.
+
+Usage: python -m tools.bench_grading [--submissions 8] [--plain 3] [--starts 3] [--before COMMIT]
+(numbers are printed, not asserted).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-from jupyter_client.manager import KernelManager
 
 from tools.paths import ROOT
 from tools.roundtrip import copy_repository
 
+ASSIGNMENT = "01-learning-rate"
 
-def grade_seconds(course: Path, submissions: Path, workers: int) -> float:
+
+@dataclass
+class Run:
+    label: str
+    workers: int
+    command: float  # seconds, the whole command
+    grading: float  # seconds, from the first submission handed out to the last merged
+    cpu: float  # CPU seconds of the command and every process it waited for (kernels included)
+    largest_mb: float  # the largest single process of the command (ru_maxrss)
+    total_mb: float  # every process of the command together (PSS), sampled
+
+
+def _tree_pss_mb(pid: int) -> float:
+    """Memory of ``pid`` and all its descendants, in MB: proportional set sizes, so that pages forked processes
+    share are counted once."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))) * 1024
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+        todo += children.get(current, [])
+    return total / 2 ** 20
+
+
+def measured(command: list[str], cwd: Path) -> tuple[float, str, float, float, float]:
+    """Run ``command``; returns (seconds, its output, CPU seconds, largest process in MB, all its processes in MB)."""
+    output = tempfile.TemporaryFile(mode="w+")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder.grade", str(submissions), "--workers", str(workers),
-                    "--no-feedback", "--csv", str(course / "autograder" / f"grades-{workers}.csv")],
-                   cwd=course, check=True, capture_output=True)
-    return time.perf_counter() - start
+    process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+    peak, stop = [0.0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            peak[0] = max(peak[0], _tree_pss_mb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stop.set()
+    sampler.join()
+    output.seek(0)
+    text = output.read()
+    if process.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(command)} failed:\n{text[-3000:]}")
+    return seconds, text, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak[0]
+
+
+def grade(label: str, course: Path, submissions: Path, workers: int) -> Run:
+    seconds, text, cpu, largest, total = measured(
+        [sys.executable, "-m", "autograder.grade", str(submissions), "--workers", str(workers), "--no-feedback",
+         "--csv", str(course / "autograder" / f"grades-{workers}.csv")], course)
+    progress = re.findall(r"^\[(\d+)/(\d+)\].*elapsed ([\d.]+) s", text, flags=re.M)
+    if not progress or progress[-1][0] != progress[-1][1]:
+        raise SystemExit(f"bench: no progress lines from {label}:\n{text[-3000:]}")
+    return Run(label, workers, seconds, float(progress[-1][2]), cpu, largest, total)
+
+
+def _cpu() -> float:
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def plain_seconds(notebook: Path, runs: int) -> tuple[list[float], list[float], float]:
+    """Seconds and CPU seconds (this process and the kernel) to execute ``notebook`` top to bottom in a fresh
+    python3 kernel, each run; the kernel's peak MB."""
+    from tools import nbexec
+
+    times, cpu, memory = [], [], 0.0
+    for _ in range(runs):
+        start, used = time.perf_counter(), _cpu()
+        nb = nbexec.execute(notebook, probe_memory=True)
+        times.append(time.perf_counter() - start)
+        cpu.append(_cpu() - used)
+        memory = max(memory, nbexec.peak_memory_mb(nb))
+    return times, cpu, memory
 
 
 def kernel_start_seconds(kernel_name: str, starts: int) -> float:
     """Median seconds to start a kernel, run one cell and shut it down."""
+    from jupyter_client.manager import KernelManager
+
     times = []
     runtime = Path(tempfile.mkdtemp(prefix="course-bench-runtime-"))
     if os.geteuid() == 0:
@@ -49,45 +144,67 @@ def kernel_start_seconds(kernel_name: str, starts: int) -> float:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
         times.append(time.perf_counter() - start)
+    shutil.rmtree(runtime, ignore_errors=True)
     return sorted(times)[len(times) // 2]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submissions", type=int, default=50)
-    parser.add_argument("--starts", type=int, default=5)
-    parser.add_argument("--before", help="a commit to compare with (one worker, same submissions)")
+    parser.add_argument("--submissions", type=int, default=8, help="copies of the good example")
+    parser.add_argument("--plain", type=int, default=3, help="plain executions of the notebook")
+    parser.add_argument("--starts", type=int, default=3, help="kernel starts timed, plain and sandboxed (0: none)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the 'all cores' run")
+    parser.add_argument("--before", help="a commit to compare with (the same submissions, the same worker counts)")
     args = parser.parse_args(argv)
+    n = args.submissions
     sys.path.insert(0, str(ROOT / "autograder"))
     import sandbox
 
-    sandbox.install_kernelspec()
-    plain = kernel_start_seconds("python3", args.starts)
-    boxed = kernel_start_seconds(sandbox.KERNEL_NAME, args.starts)
-    print(f"kernel start + import + shutdown: plain {plain:.2f} s, sandboxed {boxed:.2f} s, "
-          f"overhead {boxed - plain:+.2f} s per submission")
+    if args.starts:
+        sandbox.install_kernelspec()
+        plain = kernel_start_seconds("python3", args.starts)
+        boxed = kernel_start_seconds(sandbox.KERNEL_NAME, args.starts)
+        print(f"kernel start + import + shutdown: plain {plain:.2f} s, sandboxed {boxed:.2f} s, "
+              f"overhead {boxed - plain:+.2f} s per kernel")
+    runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:
         course = copy_repository(Path(tmp) / "course")
         examples = Path(tmp) / "examples"
         subprocess.run([sys.executable, "-m", "autograder.examples", "build", str(examples)], cwd=course,
                        check=True, capture_output=True)
         submissions = Path(tmp) / "submissions"
-        for i in range(args.submissions):
+        for i in range(n):
             shutil.copytree(examples / "good", submissions / f"student{i:03d}")
-        one = grade_seconds(course, submissions, 1)
+        notebook = examples / "good" / f"{ASSIGNMENT}.ipynb"
+        old = None
         if args.before:
             old = Path(tmp) / "before"
             old.mkdir()
             archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, check=True, capture_output=True)
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-            before = grade_seconds(old, submissions, 1)
-            print(f"1 worker, {args.submissions} submissions: at {args.before} {before:.1f} s "
-                  f"({before / args.submissions:.2f} s each), now {one:.1f} s ({one / args.submissions:.2f} s each); "
-                  f"now / before = {one / before:.2f}")
-        cores = os.cpu_count() or 1
-        many = grade_seconds(course, submissions, cores)
-    print(f"{args.submissions} submissions of 01-learning-rate: 1 worker {one:.1f} s ({one / args.submissions:.2f} s "
-          f"each), {cores} workers {many:.1f} s; speed-up {one / many:.2f}x")
+        times, cpu, kernel_mb = plain_seconds(notebook, args.plain)
+        for workers in dict.fromkeys([1, args.workers]):
+            runs.append(grade("now", course, submissions, workers))
+            if old is not None:
+                runs.append(grade(f"at {args.before}", old, submissions, workers))
+        more, more_cpu, _ = plain_seconds(notebook, args.plain)  # again after grading: the load may have changed
+        times, cpu = times + more, cpu + more_cpu
+    plain, plain_cpu = statistics.median(times), statistics.median(cpu)
+    print(f"plain execution of {ASSIGNMENT} (the good example, a fresh python3 kernel each time, "
+          f"{len(times)} runs): median {plain:.2f} s (from {min(times):.2f} to {max(times):.2f} s), "
+          f"{plain_cpu:.2f} CPU s, kernel peak {kernel_mb:.0f} MB")
+    print(f"grading {n} copies of it (./course grade --no-feedback); per submission = grading phase / {n}; "
+          f"set-up = the rest of the command (self-test, gradebook, CSV), once per run; CPU / sub. = the whole "
+          f"command's CPU seconds / {n}, against plain execution's:")
+    print(f"{'':<16}{'workers':>8}{'command':>10}{'set-up':>9}{'grading':>10}{'per sub.':>10}{'/ plain':>9}"
+          f"{'speed-up':>10}{'CPU/sub.':>10}{'/ plain':>9}{'largest':>10}{'all procs':>11}")
+    for run in runs:
+        one = next(r for r in runs if r.label == run.label and r.workers == 1)
+        speed = f"{one.grading / run.grading:.2f}x" if run.workers > 1 else "-"
+        print(f"{run.label:<16}{run.workers:>8}{run.command:>9.1f}s{run.command - run.grading:>8.1f}s"
+              f"{run.grading:>9.1f}s{run.grading / n:>9.2f}s{run.grading / n / plain:>8.2f}x{speed:>10}"
+              f"{run.cpu / n:>9.2f}s{run.cpu / n / plain_cpu:>8.2f}x"
+              f"{run.largest_mb:>7.0f} MB{run.total_mb:>8.0f} MB")
     return 0
 
 
