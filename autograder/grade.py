@@ -19,6 +19,7 @@ import argparse
 import concurrent.futures
 import csv
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -84,7 +85,7 @@ def submission_of(found: collect.Found) -> Submission:
 
 def scratch_course(assignment: str, gradebook: Path) -> Path:
     """A course directory of its own: configuration, the assignment's source and a copy of the gradebook."""
-    course = Path(tempfile.mkdtemp(prefix="course-grading-"))
+    course = sandbox.owned_tempdir("course-grading-")  # removed by sandbox.sweep if this worker is killed
     (course / "autograder").mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     for path in COURSE.glob("*.py"):  # the grading code: configuration, sandbox, execute step, wire, agent
@@ -333,6 +334,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                          "[timestamp]")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel submissions (all cores)")
     parser.add_argument("--cell-timeout", type=int, default=60, help="seconds a cell may run")
+    parser.add_argument("--cell-cpu-seconds", type=int, default=0,
+                        help="CPU seconds a cell may use across the sandbox's processes (default: --cell-timeout)")
     parser.add_argument("--wall-seconds", type=int, default=sandbox.DEFAULTS["wall_seconds"],
                         help="seconds the whole notebook may run")
     parser.add_argument("--memory-mb", type=int, default=sandbox.DEFAULTS["memory_mb"], help="kernel memory limit")
@@ -344,7 +347,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def grade_all(submissions: list[Submission], args, limits: dict, gradebooks: dict) -> list[Result]:
     """Grade in parallel; merge each result as it arrives; print progress."""
-    snapshot_folder = Path(tempfile.mkdtemp(prefix="course-gradebook-"))
+    snapshot_folder = sandbox.owned_tempdir("course-gradebook-")
     snapshot = snapshot_folder / "gradebook.db"
     shutil.copy2(COURSE / "gradebook.db", snapshot)
     print(f"grading {collect.plural(len(submissions), 'submission')} with {collect.plural(args.workers, 'worker')} "
@@ -352,7 +355,9 @@ def grade_all(submissions: list[Submission], args, limits: dict, gradebooks: dic
     results: list[Result] = []
     start = time.perf_counter()
     try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
+        slots = multiprocessing.Value("i", 0)
+        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers, initializer=worker_slot,
+                                                    initargs=(slots,)) as pool:
             futures = [pool.submit(grade_one, s, snapshot, limits, args.cell_timeout) for s in submissions]
             for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
                 try:
@@ -374,7 +379,15 @@ def grade_all(submissions: list[Submission], args, limits: dict, gradebooks: dic
                       f"elapsed {elapsed:.0f} s, about {left:.0f} s left", flush=True)
     finally:
         shutil.rmtree(snapshot_folder, ignore_errors=True)
+        sandbox.sweep()  # what a killed worker or kernel left in the temporary folder
     return results
+
+
+def worker_slot(slots) -> None:
+    """Worker i's sandboxes run on core i (modulo the cores): autograder/sandbox.py reads COURSE_SANDBOX_CPU."""
+    with slots.get_lock():
+        os.environ["COURSE_SANDBOX_CPU"] = str(slots.value)
+        slots.value += 1
 
 
 def main(argv: list[str]) -> int:
@@ -399,7 +412,8 @@ def main(argv: list[str]) -> int:
             write_files_csv(found, {}, {}, args.files_csv)
             print("grade: no submissions to grade", file=sys.stderr)
             return 1
-        limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb)
+        limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb,
+                      cell_cpu_seconds=args.cell_cpu_seconds)
         gradebooks = {a: prepare_gradebook(a) for a in sorted({s.assignment for s in submissions})}
         results = grade_all(submissions, args, limits, gradebooks)
         by_key = {(r.student, r.assignment): r for r in results}
