@@ -54,6 +54,7 @@ if GRADING:
     import atexit
 
     atexit.register(sandbox.sweep)
+    sandbox.stop_with_parent()  # a grading worker killed with kill -9 takes its nbgrader with it
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS), os.environ.get("JUPYTER_PATH")]))
     c.Execute.kernel_name = sandbox.KERNEL_NAME
 

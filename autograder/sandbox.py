@@ -198,6 +198,25 @@ def sweep(folder: Path | None = None) -> list[Path]:
     return removed
 
 
+def stop_with_parent(grace: float = 30.0) -> None:
+    """In nbgrader: when the process that started it is gone (a grading worker killed with kill -9), stop as if
+    interrupted (nbgrader removes the failed result, the kernel is shut down, the sweep runs at exit); if that
+    does not end it within ``grace`` seconds, exit (the launcher then stops its kernel by itself)."""
+    import _thread
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        _thread.interrupt_main()
+        time.sleep(grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="course-parent-watch").start()
+
+
 def process_tree() -> dict[int, list[int]]:
     """parent pid -> child pids, of every process."""
     children: dict[int, list[int]] = {}
