@@ -379,7 +379,7 @@ class GradeOutsideKernel(Execute):
             signal.signal(signal.SIGALRM, previous)
             reason = self.cpu_watch.end()
             if reason:
-                self.reasons.append(f"{grade_id}: {reason}")
+                self.reasons.append(reason)
         if outcome.ename in ("CellTimeout", "TestTimeout"):
             self.reasons.append(f"{grade_id}: the test ran longer than {self.test_timeout} s")
         cell.outputs = [from_dict(output) for output in outcome.output()]
