@@ -260,12 +260,18 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _is_kernel(cmdline: bytes) -> bool:
+    """Python running ipykernel (not bubblewrap, whose own command line names it too)."""
+    argv = cmdline.split(b"\0")
+    return os.path.basename(argv[0]).startswith(b"python") and b"ipykernel_launcher" in argv
+
+
 def kernel_process(launcher: int) -> tuple[int | None, list[int]]:
     """The sandbox's ipykernel process and the other processes in the sandbox below the launcher's own
     (bubblewrap, its init), which are what the student's code started."""
     tree = process_tree()
     below = descendants(launcher, tree)
-    kernel = next((pid for pid in below if b"ipykernel_launcher" in _cmdline(pid)), None)
+    kernel = next((pid for pid in below if _is_kernel(_cmdline(pid))), None)
     if kernel is None:
         return None, []
     keep = {kernel}
