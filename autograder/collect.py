@@ -231,10 +231,12 @@ def assignment_by_name(f: Found, names: list[str]) -> str | None:
 
 def assignment_by_cells(path: Path, released: dict[str, set[str]]) -> str | None:
     """The assignment whose released graded cells (by grade_id) the notebook shares most, at least half, or None."""
-    try:
-        cells = json.loads(path.read_text()).get("cells", [])
+    from autograder.preflight import Rejected, bounded
+
+    try:  # any file: within the read and nesting limits, metadata of any type
+        cells = json.loads(bounded(path)).get("cells", [])
         ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells if isinstance(c, dict)}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError, Rejected):
         return None
     overlap = {name: len(ids & grade_ids) / max(1, len(grade_ids)) for name, grade_ids in released.items()}
     best = max(overlap, key=overlap.get, default=None)

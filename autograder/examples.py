@@ -45,9 +45,18 @@ SIGN_FLIP = _replace("w = w - eta * grad(w)", "w = w + eta * grad(w)")
 LOSES_TARGET = {"lost": sorted(TARGET_TESTS)}
 
 # name -> (how the target cell changes, what grading must do). "lost": test cells that must score 0;
-# "reason": a phrase the recorded reasons must contain; "max_score": the score may not exceed this.
+# "reason": a phrase the recorded reasons must contain (phrases separated by "|": one of them);
+# "max_score": the score may not exceed this. A busy loop meets the wall-time and the CPU-time limit of a cell at
+# about the same time (the sandbox has one core): either may be the reason.
+CPU_OR_WALL = "CellTimeoutError|CPU time limit"
+BUSY_CHILDREN = "import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n            pass"
 HOSTILE = {
-    "infinite-loop": (_prefix("while True:\n    pass"), {**LOSES_TARGET, "reason": "CellTimeoutError"}),
+    "infinite-loop": (_prefix("while True:\n    pass"), {**LOSES_TARGET, "reason": CPU_OR_WALL}),
+    # busy children left running beside the kernel for the rest of the notebook: they share the sandbox's core
+    "cpu-hog-children": (_prefix(BUSY_CHILDREN), {"reason": "os.fork"}),
+    # a cell that burns CPU in three processes: stopped by the CPU-time limit of the cell, children killed
+    "cpu-burner": (_prefix(BUSY_CHILDREN.replace("range(4)", "range(2)") + "\nwhile True:\n    pass"),
+                   {**LOSES_TARGET, "reason": CPU_OR_WALL}),
     "os-exit": (_prefix("import os\nos._exit(1)"), {"max_score": 0.0, "reason": "kernel died"}),
     "memory-bomb": (_prefix("hog = bytearray(16 * 1024 ** 3)"), {**LOSES_TARGET, "reason": "MemoryError"}),
     "fork-bomb": (_prefix("import os\nwhile True:\n    os.fork()"), {**LOSES_TARGET, "reason": "os.fork"}),
@@ -232,6 +241,30 @@ def _broken(folder: Path, good, write, expected: dict) -> None:
     nb = copy.deepcopy(good)
     _cell(nb, "setup").outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (6 << 20))]
     write("broken-oversize", nb, {"full": True, "reason": "over the 5 MB limit"})
+    for name, text, reason in BROKEN_FILES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / f"{ASSIGNMENT}.ipynb").write_text(text(good))
+        expected[name] = {"score": 0.0, "reason": reason, "status": "rejected"}
+    nb = json.loads(json.dumps(good))  # metadata of the wrong types, as plain JSON (nbformat would not write it)
+    graded = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id")]
+    by_id = {c["metadata"]["nbgrader"]["grade_id"]: c for c in graded}
+    by_id["gradient_descent_hand_case"]["metadata"]["nbgrader"]["grade_id"] = ["gradient_descent_hand_case"]
+    by_id["steps_to_converge_random"]["metadata"]["nbgrader"]["points"] = "100"
+    by_id["classify_learning_rate"]["metadata"]["nbgrader"] = ["solution", True]
+    by_id["hessian_rates_stability_limit"]["metadata"]["nbgrader"]["grade"] = "false"
+    nb["cells"].append({"cell_type": "markdown", "id": "added-by-student", "source": "mine",
+                        "metadata": {"nbgrader": {"schema_version": 99, "grade": True}}})
+    (folder / "broken-metadata-types").mkdir(parents=True, exist_ok=True)
+    (folder / "broken-metadata-types" / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(nb))
+    expected["broken-metadata-types"] = {"full": True, "reason": "metadata malformed"}
+
+
+# Files no notebook reader should parse: name -> (text from the good notebook, the reason recorded)
+BROKEN_FILES = [
+    ("broken-deep-json", lambda good: "[" * 3000 + "]" * 3000, "nested 3000 levels"),
+    ("broken-huge-json", lambda good: json.dumps({**good, "metadata": {**good.metadata, "padding": "x" * (50 << 20)}}),
+     "read at all"),
+]
 
 
 def main(argv: list[str]) -> int:

@@ -12,7 +12,11 @@ scores each test cell from what that kernel reports. Here (configured in autogra
 - hidden cases are drawn from a seed made of the course secret and the submission (``grading_seed``);
 - kernel outputs are capped in bytes (per output message, per cell, per notebook, display data included) while
   they arrive; what was cut is recorded in the notebook's metadata (``course.reasons``);
-- each kernel gets a private socket folder of its own, removed when it stops.
+- each kernel gets a private socket folder of its own, removed when it stops (and, after a crash, by the next
+  sweep: autograder/sandbox.py names it after its owner process);
+- a cell's CPU time, across every process of the sandbox, is bounded as well as its wall time
+  (``cell_cpu_seconds``): past the bound the cell is interrupted and what it started is killed (the kernel too if
+  it ignores the interrupt), and the reason is recorded.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import queue
 import secrets
 import shutil
 import signal
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +39,7 @@ from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
 
-from autograder import remote, wire
+from autograder import remote, sandbox, wire
 
 HERE = Path(__file__).resolve().parent
 SECRET_FILE = HERE / "course-secret"  # git-ignored; made on first use
@@ -83,7 +87,7 @@ class SandboxKernelManager(AsyncKernelManager):
     private_folder: str | None = None
 
     async def _async_pre_start_kernel(self, **kw):
-        self.private_folder = tempfile.mkdtemp(prefix="course-kernel-")
+        self.private_folder = str(sandbox.owned_tempdir("course-kernel-"))
         self.transport = "ipc"
         self.ip = os.path.join(self.private_folder, "kernel")
         self.connection_file = os.path.join(self.private_folder, "kernel.json")
@@ -94,6 +98,7 @@ class SandboxKernelManager(AsyncKernelManager):
         if not restart and self.private_folder:
             shutil.rmtree(self.private_folder, ignore_errors=True)
             self.private_folder = None
+            sandbox.sweep()  # a launcher killed with its kernel (shutdown_kernel(now=True)) leaves its cgroup
 
     cleanup_resources = _async_cleanup_resources
 
@@ -259,6 +264,52 @@ def _string_literal(text) -> str:
     return value
 
 
+class CpuWatch(threading.Thread):
+    """Bounds the CPU time of one cell at a time across all of the sandbox's processes (autograder/sandbox.py's
+    ``cpu_seconds`` of the kernel's launcher): past the bound the kernel is interrupted and every other process in
+    the sandbox killed; if it still burns CPU a few seconds later, the kernel is killed too."""
+
+    GRACE = 5.0
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.cell = None  # (launcher pid, where, bound, CPU seconds at the start)
+        self.stopped_at = None
+        self.reason = None
+
+    def begin(self, launcher: int | None, where: str, bound: float) -> None:
+        with self.lock:
+            self.stopped_at, self.reason = None, None
+            self.cell = (launcher, where, bound, sandbox.cpu_seconds(launcher)) if launcher and bound > 0 else None
+
+    def end(self) -> str | None:
+        with self.lock:
+            self.cell = None
+            return self.reason
+
+    def run(self) -> None:
+        while not self.finished.wait(0.25):
+            with self.lock:
+                if self.cell is None:
+                    continue
+                launcher, where, bound, start = self.cell
+                used = sandbox.cpu_seconds(launcher) - start
+                if used <= bound:
+                    continue
+                if self.stopped_at is None:
+                    killed = sandbox.stop_cell(launcher)
+                    self.stopped_at = used
+                    self.reason = (f"CPU time limit in {where}: over {bound:g} CPU seconds across the sandbox's "
+                                   f"processes; the cell was interrupted" + (f" and {killed} processes it started "
+                                                                             "were killed" if killed else ""))
+                elif used > self.stopped_at + self.GRACE:
+                    sandbox.kill_kernel(launcher)
+                    self.reason += "; the kernel ignored the interrupt and was stopped"
+                    self.cell = None
+
+
 class GradeOutsideKernel(Execute):
     """nbgrader's Execute preprocessor with test cells run in the grader's process (see the module docstring)."""
 
@@ -267,6 +318,9 @@ class GradeOutsideKernel(Execute):
     cell_output_limit = Integer(2 << 20, help="Bytes of output one cell may have.").tag(config=True)
     notebook_output_limit = Integer(8 << 20, help="Bytes of output the whole notebook may have.").tag(config=True)
     secret_file = Unicode(str(SECRET_FILE), help="The course's grading secret (git-ignored).").tag(config=True)
+    cell_cpu_seconds = Integer(0, help="CPU seconds one cell or test cell may use across all of the sandbox's "
+                               "processes; 0: COURSE_SANDBOX_CELL_CPU_SECONDS if set, else the cell's wall-time "
+                               "limit (Execute.timeout, test_timeout).").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
@@ -289,10 +343,13 @@ class GradeOutsideKernel(Execute):
         checks._grading_seed = grading_seed(course_secret(Path(self.secret_file)), str(info.get("student", "")),
                                             str(info.get("assignment", "")), str(info.get("notebook", "")), answers)
         taken = km is None and (km := KernelAhead.take(str(info.get("assignment", "")))) is not None
+        self.cpu_watch = CpuWatch()
+        self.cpu_watch.start()
         try:
             nb, resources = super().preprocess(nb, resources, km)
         finally:
             checks._grading_seed = None
+            self.cpu_watch.finished.set()
             if taken:  # ended as nbclient ends a kernel of its own, once this submission's result is out
                 KernelAhead.ending.append(self._cleanup_kernel)
         course = nb.metadata.setdefault("course", {})
@@ -334,19 +391,37 @@ class GradeOutsideKernel(Execute):
             self._install_agent()
         self.cell_bytes, self.cell_cut = 0, False
         where = grade_id or f"student cell {cell.get('id', index)}"
+        self._watch_cpu(where, self.timeout)
         try:
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self.kernel_gone = "the kernel died (os._exit, a crash or the memory limit)"
-            self.reasons.append(f"{self.kernel_gone} in {where}; later tests scored 0")
+            reason = f"{self.kernel_gone} in {where}; later tests scored 0"
         except CellTimeoutError:
-            self.reasons.append(f"CellTimeoutError in {where}: its output did not arrive in time")
+            reason = f"CellTimeoutError in {where}: its output did not arrive in time"
         except Exception as error:  # noqa: BLE001: a kernel that misbehaves costs its own submission only
             self.kernel_gone = f"the kernel stopped working ({type(error).__name__})"
-            self.reasons.append(f"{self.kernel_gone} in {where}; later tests scored 0")
-        cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": self.reasons[-1],
-                                       "traceback": [self.reasons[-1]]}))
+            reason = f"{self.kernel_gone} in {where}; later tests scored 0"
+        finally:
+            self._cpu_reason(cell)
+        self.reasons.append(reason)
+        cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": reason,
+                                       "traceback": [reason]}))
         return cell, resources
+
+    def _watch_cpu(self, where: str, wall_limit) -> None:
+        bound = self.cell_cpu_seconds or int(os.environ.get("COURSE_SANDBOX_CELL_CPU_SECONDS", "0") or 0)
+        bound = bound or (wall_limit if isinstance(wall_limit, (int, float)) and wall_limit > 0 else 0)
+        provisioner = getattr(getattr(self, "km", None), "provisioner", None)
+        launcher = getattr(getattr(provisioner, "process", None), "pid", None)
+        self.cpu_watch.begin(launcher, where, bound)
+
+    def _cpu_reason(self, cell) -> None:
+        reason = self.cpu_watch.end()
+        if reason:
+            self.reasons.append(reason)
+            cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": reason,
+                                           "traceback": [reason]}))
 
     def _install_agent(self) -> None:
         self.agent_ready = True
@@ -366,11 +441,15 @@ class GradeOutsideKernel(Execute):
         self.channel.deadline = time.monotonic() + self.test_timeout
         previous = signal.signal(signal.SIGALRM, self._alarm)
         signal.setitimer(signal.ITIMER_REAL, self.test_timeout + 1)
+        self._watch_cpu(grade_id, self.test_timeout)
         try:
             outcome = remote.run_test(self.tests[grade_id], self.namespace, self.channel, self.answer_names, grade_id)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            reason = self.cpu_watch.end()
+            if reason:
+                self.reasons.append(reason)
         if outcome.ename in ("CellTimeout", "TestTimeout"):
             self.reasons.append(f"{grade_id}: the test ran longer than {self.test_timeout} s")
         cell.outputs = [from_dict(output) for output in outcome.output()]

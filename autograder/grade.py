@@ -94,7 +94,7 @@ def scratch_course(assignments: list[str], gradebook: Path) -> Path:
     """A worker's course directory: the configuration, the assignments' source and release, a copy of the gradebook.
 
     The grading code itself is imported once by the worker's process (``warm_up``), not copied."""
-    course = Path(tempfile.mkdtemp(prefix="course-grading-"))
+    course = sandbox.owned_tempdir("course-grading-")  # removed by sandbox.sweep if this process is killed
     (course / "autograder").mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copy2(COURSE / "nbgrader_config.py", course / "autograder" / "nbgrader_config.py")
@@ -440,6 +440,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                          "[timestamp]")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel submissions (all cores)")
     parser.add_argument("--cell-timeout", type=int, default=60, help="seconds a cell may run")
+    parser.add_argument("--cell-cpu-seconds", type=int, default=0,
+                        help="CPU seconds a cell may use across the sandbox's processes (default: --cell-timeout)")
     parser.add_argument("--wall-seconds", type=int, default=sandbox.DEFAULTS["wall_seconds"],
                         help="seconds the whole notebook may run")
     parser.add_argument("--memory-mb", type=int, default=sandbox.DEFAULTS["memory_mb"], help="kernel memory limit")
@@ -461,14 +463,14 @@ class Grader:
 
     Its output goes to a log file of its own; it answers with a ``Result`` and exits. It never grades a second one."""
 
-    def __init__(self, course: Path, assignment: str, limits: dict, cell_timeout: int):
+    def __init__(self, course: Path, assignment: str, limits: dict, cell_timeout: int, slot: int = 0):
         self.course, self.assignment = course, assignment
         self.submission: Submission | None = None
         self.deadline = float("inf")
         self.connection, theirs = FORK.Pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        self.process = FORK.Process(target=_grader_main, args=(theirs, course, assignment, limits, cell_timeout),
+        self.process = FORK.Process(target=_grader_main, args=(theirs, course, assignment, limits, cell_timeout, slot),
                                     name=f"grader-{assignment}")
         self.process.start()
         theirs.close()
@@ -502,10 +504,11 @@ class Grader:
             noted.unlink()
 
 
-def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_timeout: int) -> None:
+def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_timeout: int, slot: int) -> None:
     log = course / "tmp" / f"grader-{os.getpid()}.log"
     _to_file(log)
     os.environ.update({f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()})
+    os.environ["COURSE_SANDBOX_CPU"] = str(slot)  # worker i's sandboxes run on core i (autograder/sandbox.py)
     asyncio.set_event_loop(asyncio.new_event_loop())
     code, submission = 0, None
     try:
@@ -593,7 +596,7 @@ def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path
                       status="failed")
 
     def fresh(slot: int) -> Grader:
-        return Grader(courses[slot], queue[0].assignment, limits, cell_timeout)
+        return Grader(courses[slot], queue[0].assignment, limits, cell_timeout, slot)
 
     def dispatch(slot: int) -> None:
         grader, ready[slot] = ready[slot], None
@@ -653,6 +656,7 @@ def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path
                 grader.end()
         for course in courses:
             shutil.rmtree(course, ignore_errors=True)
+        sandbox.sweep()  # what a killed grading process or kernel left in the temporary folder
 
 
 def grade_all(submissions: list[Submission], args, limits: dict, gradebooks: dict) -> list[Result]:
@@ -698,7 +702,8 @@ def main(argv: list[str]) -> int:
             write_files_csv(found, {}, {}, args.files_csv)
             print("grade: no submissions to grade", file=sys.stderr)
             return 1
-        limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb)
+        limits = dict(sandbox.DEFAULTS, wall_seconds=args.wall_seconds, memory_mb=args.memory_mb,
+                      cell_cpu_seconds=args.cell_cpu_seconds)
         warm_up()
         gradebooks = {a: prepare_gradebook(a) for a in sorted({s.assignment for s in submissions})}
         results = grade_all(submissions, args, limits, gradebooks)

@@ -50,6 +50,11 @@ if GRADING:
     except sandbox.SandboxUnavailable as error:
         raise SystemExit(f"nbgrader autograde stopped: {error}")
     sandbox.install_kernelspec()
+    sandbox.sweep()  # what an earlier run that was killed left in the temporary folder
+    import atexit
+
+    atexit.register(sandbox.sweep)
+    sandbox.stop_with_parent()  # a grading worker killed with kill -9 takes its nbgrader with it
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(sandbox.KERNELS), os.environ.get("JUPYTER_PATH")]))
     c.Execute.kernel_name = sandbox.KERNEL_NAME
 
@@ -61,10 +66,13 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec  # noqa: E402
 from autograder import feedback_page, overwrite_cells, preflight  # noqa: E402
 
-# Pre-flight repairs (autograder/preflight.py), then hidden tests restored into an untouched test cell without
+# A submission over the read limit or nested too deeply is not parsed at all (autograder/preflight.py: nbgrader
+# reports it as an error for that student and goes on); metadata of the wrong type is removed first, then the
+# pre-flight repairs (autograder/preflight.py), then hidden tests restored into an untouched test cell without
 # calling it changed (autograder/overwrite_cells.py).
-c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, preflight.RepairSubmission,
+c.Autograde.sanitize_preprocessors = [preflight.CheckMetadataTypes, ClearOutput, DeduplicateIds, OverwriteKernelspec, preflight.RepairSubmission,
                                       overwrite_cells.RestoreHiddenTests, CheckCellMetadata]
+c.Autograde.exporter_class = preflight.BoundedNotebookExporter
 c.Autograde.autograde_preprocessors = [execute.GradeOutsideKernel, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 

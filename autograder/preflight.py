@@ -6,7 +6,10 @@ the submission, in order, with their type and metadata. What a student can break
 | problem                         | outcome                                                                 |
 |---------------------------------|-------------------------------------------------------------------------|
 | file over the size limit        | outputs dropped; still too large: rejected (score 0)                    |
+| file over the read limit        | rejected before it is parsed (score 0)                                  |
+| JSON nested too deeply          | rejected before it is parsed (score 0)                                  |
 | not valid JSON / not a notebook | rejected (score 0)                                                      |
+| nbgrader metadata of wrong type | removed, then restored from the release (a list as grade_id, ...)       |
 | graded cell deleted             | restored from the release (an answer cell comes back as the stub)       |
 | cell type changed               | restored                                                                |
 | nbgrader metadata edited        | restored (points, grade flags, grade_id)                                |
@@ -22,13 +25,83 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-SIZE_LIMIT_BYTES = 5 << 20
+SIZE_LIMIT_BYTES = 5 << 20  # over this, outputs are dropped
+READ_LIMIT_BYTES = 32 << 20  # over this, the file is not parsed at all
+DEPTH_LIMIT = 64  # nesting of JSON arrays and objects (a notebook needs about 10; outputs' JSON data a few more)
+# nbgrader's cell metadata: key -> the types its value may have (bool is not a number here)
+NBGRADER_TYPES = {"grade_id": (str,), "points": (int, float), "grade": (bool,), "solution": (bool,),
+                  "locked": (bool,), "task": (bool,), "schema_version": (int,), "checksum": (str,),
+                  "cell_type": (str,)}
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+class Rejected(Exception):
+    """A submission that is not read at all; the message says why."""
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in the JSON text ``raw``, without parsing it (strings skipped)."""
+    import numpy as np
+
+    brackets = np.frombuffer(_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    if brackets.size == 0:
+        return 0
+    return int(np.cumsum(np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)).max())
+
+
+def bounded(path: Path, read_limit: int = READ_LIMIT_BYTES, depth_limit: int = DEPTH_LIMIT) -> bytes:
+    """The bytes of ``path`` if it is within the read limit and the JSON nesting limit; Rejected otherwise.
+    Nothing larger than ``read_limit`` is read into memory."""
+    size = path.stat().st_size
+    if size > read_limit:
+        raise Rejected(f"rejected: the file is {size / (1 << 20):.0f} MB, over the {read_limit >> 20} MB that is "
+                       "read at all (clear the outputs and submit again)")
+    with path.open("rb") as handle:
+        raw = handle.read(read_limit + 1)
+    if len(raw) > read_limit:
+        raise Rejected(f"rejected: the file is over the {read_limit >> 20} MB that is read at all")
+    depth = json_depth(raw)
+    if depth > depth_limit:
+        raise Rejected(f"rejected: JSON nested {depth} levels deep (at most {depth_limit}); not a notebook")
+    return raw
+
+
+def metadata_problem(meta) -> str | None:
+    """What is wrong with the types of a cell's nbgrader metadata, or None."""
+    if not isinstance(meta, dict):
+        return f"not a dict but {type(meta).__name__}"
+    for key, types in NBGRADER_TYPES.items():
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool) and bool not in types):
+            return f"{key} is {type(meta[key]).__name__}"
+    if not meta.get("grade_id"):  # every nbgrader cell of a release has one; nbgrader's steps index by it
+        return "no grade_id"
+    points = meta.get("points", 0)
+    if not math.isfinite(points) or points < 0:
+        return f"points is {points!r}"
+    return None
+
+
+def check_metadata_types(cells: list, reasons: list[str]) -> None:
+    """Remove nbgrader metadata of the wrong type (or shape) from every cell, recording it; the repairs restore the
+    release's where the cell is a graded one (found by its cell id)."""
+    for index, cell in enumerate(cells):
+        metadata = cell.get("metadata")
+        if not isinstance(metadata, dict) or "nbgrader" not in metadata:
+            continue
+        problem = metadata_problem(metadata["nbgrader"])
+        if problem:
+            where = cell.get("id") if isinstance(cell.get("id"), str) else index
+            reasons.append(f"cell {str(where)[:40]!r}: nbgrader metadata malformed ({problem}); removed")
+            del metadata["nbgrader"]
 
 
 @dataclass
@@ -49,11 +122,13 @@ def _grade_id(cell) -> str | None:
 def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) -> Preflight:
     """Check and repair the submitted notebook at ``path`` against the released notebook at ``release_path``."""
     reasons: list[str] = []
-    raw = path.read_bytes()
     try:
+        raw = bounded(path)
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return Preflight(None, [f"rejected: not valid JSON ({error.__class__.__name__}: {error})"])
+    except Rejected as error:
+        return Preflight(None, [str(error)])
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        return Preflight(None, [f"rejected: not valid JSON ({error.__class__.__name__}: {str(error)[:200]})"])
     if len(raw) > size_limit:
         for cell in data.get("cells", []) if isinstance(data, dict) else []:
             if isinstance(cell, dict) and cell.get("cell_type") == "code":
@@ -73,6 +148,7 @@ def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) ->
     except Exception as error:  # nbformat raises several unrelated types
         return Preflight(None, reasons + [f"rejected: not a valid notebook ({error.__class__.__name__})"])
     release = nbformat.read(release_path, as_version=4)
+    check_metadata_types(nb.cells, reasons)
     nb.cells = _repair_cells(nb.cells, release.cells, reasons)
     nb.metadata["kernelspec"] = copy.deepcopy(release.metadata.get("kernelspec", {}))
     record_notes(nb, reasons)
@@ -86,7 +162,10 @@ def _repair_cells(cells: list, reference: list, reasons: list[str]) -> list:
     kept = []
     for cell in cells:
         grade_id = _grade_id(cell)
-        if grade_id and (grade_id not in expected or grade_id in seen):
+        if "nbgrader" in cell.metadata and not grade_id and cell.get("id") not in {r.get("id") for r in reference}:
+            reasons.append(f"cell {cell.get('id', '?')!r}: nbgrader metadata without a grade_id removed")
+            cell.metadata.pop("nbgrader")
+        elif grade_id and (grade_id not in expected or grade_id in seen):
             reasons.append(f"cell '{grade_id}' is a copy or unknown: graded as ungraded student text")
             cell.metadata.pop("nbgrader", None)
         elif grade_id:
@@ -212,4 +291,36 @@ def _make_repair_step():
     return RepairSubmission
 
 
+def _make_stock_steps():
+    from nbconvert.exporters import NotebookExporter
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class BoundedNotebookExporter(NotebookExporter):
+        """nbgrader's exporter, reading a notebook only within the read limit and the JSON nesting limit
+        (``bounded``): otherwise nbgrader reports that student's notebook as an error and goes on."""
+
+        def from_filename(self, filename, resources=None, **kw):
+            try:
+                bounded(Path(filename))
+            except Rejected as error:
+                raise Rejected(f"{filename}: {error}") from None
+            return super().from_filename(filename, resources, **kw)
+
+    class CheckMetadataTypes(NbGraderPreprocessor):
+        """Remove nbgrader metadata of the wrong type before any nbgrader step reads it (the repairs then restore
+        the release's); the reasons go to the notebook's metadata (``course.reasons``) and the log."""
+
+        def preprocess(self, nb, resources):
+            reasons: list[str] = []
+            check_metadata_types(nb.cells, reasons)
+            course = nb.metadata.setdefault("course", {})
+            course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *reasons]))
+            for reason in reasons:
+                self.log.warning("%s", reason)
+            return nb, resources
+
+    return BoundedNotebookExporter, CheckMetadataTypes
+
+
 RepairSubmission = _make_repair_step()
+BoundedNotebookExporter, CheckMetadataTypes = _make_stock_steps()
