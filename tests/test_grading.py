@@ -41,7 +41,7 @@ def _grade(course: Path, submissions: Path, csv_path: Path, *extra: str) -> dict
     run = subprocess.run([sys.executable, "-m", "autograder.grade", str(submissions), "--cell-timeout", "10",
                           "--cell-cpu-seconds", "5",
                           "--wall-seconds", "300", "--csv", str(csv_path), *extra], cwd=course, capture_output=True,
-                         text=True, timeout=1800, env=dict(os.environ, TMPDIR=str(temporary)))
+                         text=True, timeout=3000, env=dict(os.environ, TMPDIR=str(temporary)))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with csv_path.open() as handle:  # the whole gradebook: this course copy grades only notebook 01
         return {row["student"]: row for row in csv.DictReader(handle) if row["assignment"] == "01-learning-rate"}
