@@ -39,7 +39,7 @@ from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
 
-from autograder import remote, sandbox, wire
+from autograder import preflight, remote, sandbox, wire
 
 HERE = Path(__file__).resolve().parent
 SECRET_FILE = HERE / "course-secret"  # git-ignored; made on first use
@@ -123,8 +123,6 @@ class KernelAhead:
 
     @classmethod
     def start(cls, assignment: str, folder: Path, wall_seconds: int) -> "KernelAhead":
-        from autograder import sandbox
-
         if cls.waiting is not None or cls.started:
             raise RuntimeError("a grading process starts one kernel ahead, once")
         manager = SandboxKernelManager(kernel_name=sandbox.KERNEL_NAME)
@@ -352,10 +350,7 @@ class GradeOutsideKernel(Execute):
             self.cpu_watch.finished.set()
             if taken:  # ended as nbclient ends a kernel of its own, once this submission's result is out
                 KernelAhead.ending.append(self._cleanup_kernel)
-        course = nb.metadata.setdefault("course", {})
-        course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *self.reasons]))
-        for reason in self.reasons:
-            self.log.warning("%s", reason)
+        preflight.record_reasons(nb, self.reasons, self.log)
         return nb, resources
 
     def _from_gradebook(self, resources):
@@ -403,10 +398,10 @@ class GradeOutsideKernel(Execute):
             self.kernel_gone = f"the kernel stopped working ({type(error).__name__})"
             reason = f"{self.kernel_gone} in {where}; later tests scored 0"
         finally:
-            self._cpu_reason(cell)
-        self.reasons.append(reason)
-        cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": reason,
-                                       "traceback": [reason]}))
+            cpu_reason = self.cpu_watch.end()
+            if cpu_reason:
+                self._record_failure(cell, cpu_reason)
+        self._record_failure(cell, reason)
         return cell, resources
 
     def _watch_cpu(self, where: str, wall_limit) -> None:
@@ -416,12 +411,11 @@ class GradeOutsideKernel(Execute):
         launcher = getattr(getattr(provisioner, "process", None), "pid", None)
         self.cpu_watch.begin(launcher, where, bound)
 
-    def _cpu_reason(self, cell) -> None:
-        reason = self.cpu_watch.end()
-        if reason:
-            self.reasons.append(reason)
-            cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": reason,
-                                           "traceback": [reason]}))
+    def _record_failure(self, cell, reason: str) -> None:
+        """Record why ``cell`` did not run to its end, as a reason and as the cell's error output."""
+        self.reasons.append(reason)
+        cell.outputs.append(from_dict({"output_type": "error", "ename": "GradingError", "evalue": reason,
+                                       "traceback": [reason]}))
 
     def _install_agent(self) -> None:
         self.agent_ready = True

@@ -135,14 +135,9 @@ def warm_up() -> None:
 def start_kernel_ahead(course: Path, assignment: str, limits: dict) -> None:
     """Start this process's sandboxed kernel now, before its submission is known (see execute.KernelAhead).
 
-    Its private socket folder is noted in the scratch course, for the command to remove if this process is killed."""
-    ahead = execute.KernelAhead.start(assignment, course / KERNEL_FOLDER / assignment,
-                                      wall_seconds=limits["wall_seconds"])
-    leftovers(course, os.getpid()).write_text(str(ahead.manager.private_folder or ""))
-
-
-def leftovers(course: Path, pid: int) -> Path:
-    return course / "tmp" / f"grader-{pid}.leftovers"
+    Its private socket folder is named after this process (sandbox.owned_tempdir): if this process is killed,
+    ``Grader.end`` sweeps it away."""
+    execute.KernelAhead.start(assignment, course / KERNEL_FOLDER / assignment, wall_seconds=limits["wall_seconds"])
 
 
 def nbgrader_here(argv: list[str], root: Path) -> int:
@@ -496,12 +491,7 @@ class Grader:
         kill_tree(self.process.pid)
         self.process.join(10)
         self.connection.close()
-        noted = leftovers(self.course, self.process.pid)
-        if noted.exists():
-            folder = noted.read_text().strip()
-            if folder:
-                shutil.rmtree(folder, ignore_errors=True)
-            noted.unlink()
+        sandbox.sweep()  # its kernel's private folder, which its owner, now gone, did not remove
 
 
 def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_timeout: int, slot: int) -> None:
@@ -526,34 +516,27 @@ def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_t
         traceback.print_exc()
         code = 1
         if submission is not None:
-            why = f"not graded: the grader failed on it ({type(error).__name__}: {str(error)[:200]}); score 0"
             try:
-                connection.send(Result(submission.student, submission.assignment, {}, [why], 0.0, status="failed"))
+                connection.send(not_graded(submission, f"the grader failed on it ({type(error).__name__}: "
+                                                       f"{str(error)[:200]})"))
             except Exception:  # noqa: BLE001: the command then reports the exit code
                 pass
     finally:
         execute.KernelAhead.end_all()
         log.unlink(missing_ok=True)
-        leftovers(course, os.getpid()).unlink(missing_ok=True)
         os._exit(code)
+
+
+def not_graded(submission: Submission, why: str) -> Result:
+    """The result of a submission that its grading process did not grade, with the reason."""
+    return Result(submission.student, submission.assignment, {}, [f"not graded: {why}; score 0"], 0.0,
+                  status="failed")
 
 
 def kill_tree(pid: int, grace: float = 1.0) -> None:
     """Stop ``pid`` and all its descendants: found first (so none escapes by being re-parented), then SIGTERM (a
     sandbox launcher then removes its scratch folder), and SIGKILL for whatever still runs after ``grace`` seconds."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
+    tree = [pid, *sandbox.descendants(pid)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for member in tree:
             try:
@@ -561,16 +544,8 @@ def kill_tree(pid: int, grace: float = 1.0) -> None:
             except (ProcessLookupError, PermissionError):
                 pass
         until = time.monotonic() + grace
-        while sig == signal.SIGTERM and time.monotonic() < until and any(_running(m) for m in tree):
+        while sig == signal.SIGTERM and time.monotonic() < until and any(sandbox.running(m) for m in tree):
             time.sleep(0.05)
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path: Path, limits: dict,
@@ -591,10 +566,6 @@ def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path
     finishing: list[Grader] = []  # answered; ending their kernels
     arrived: list[Result] = []
 
-    def failed(submission: Submission, why: str) -> Result:
-        return Result(submission.student, submission.assignment, {}, [f"not graded: {why}; score 0"], 0.0,
-                      status="failed")
-
     def fresh(slot: int) -> Grader:
         return Grader(courses[slot], queue[0].assignment, limits, cell_timeout, slot)
 
@@ -607,7 +578,7 @@ def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path
         submission = queue.pop(0)
         if not grader.give(submission, seconds):
             grader.end()
-            arrived.append(failed(submission, "its grading process did not start"))
+            arrived.append(not_graded(submission, "its grading process did not start"))
             return
         busy[slot] = grader
         if queue:
@@ -636,9 +607,9 @@ def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path
                 if result is None:
                     late = grader.process.is_alive()
                     grader.end()
-                    result = failed(grader.submission, f"its grading process did not answer in {seconds} s and was "
-                                    "stopped" if late else f"its grading process stopped (exit code "
-                                    f"{grader.process.exitcode})")
+                    why = (f"its grading process did not answer in {seconds} s and was stopped" if late
+                           else f"its grading process stopped (exit code {grader.process.exitcode})")
+                    result = not_graded(grader.submission, why)
                 else:
                     finishing.append(grader)
                 arrived.append(result)

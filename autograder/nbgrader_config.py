@@ -70,8 +70,8 @@ from autograder import feedback_page, overwrite_cells, preflight  # noqa: E402
 # reports it as an error for that student and goes on); metadata of the wrong type is removed first, then the
 # pre-flight repairs (autograder/preflight.py), then hidden tests restored into an untouched test cell without
 # calling it changed (autograder/overwrite_cells.py).
-c.Autograde.sanitize_preprocessors = [preflight.CheckMetadataTypes, ClearOutput, DeduplicateIds, OverwriteKernelspec, preflight.RepairSubmission,
-                                      overwrite_cells.RestoreHiddenTests, CheckCellMetadata]
+c.Autograde.sanitize_preprocessors = [preflight.CheckMetadataTypes, ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      preflight.RepairSubmission, overwrite_cells.RestoreHiddenTests, CheckCellMetadata]
 c.Autograde.exporter_class = preflight.BoundedNotebookExporter
 c.Autograde.autograde_preprocessors = [execute.GradeOutsideKernel, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

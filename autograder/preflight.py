@@ -162,10 +162,7 @@ def _repair_cells(cells: list, reference: list, reasons: list[str]) -> list:
     kept = []
     for cell in cells:
         grade_id = _grade_id(cell)
-        if "nbgrader" in cell.metadata and not grade_id and cell.get("id") not in {r.get("id") for r in reference}:
-            reasons.append(f"cell {cell.get('id', '?')!r}: nbgrader metadata without a grade_id removed")
-            cell.metadata.pop("nbgrader")
-        elif grade_id and (grade_id not in expected or grade_id in seen):
+        if grade_id and (grade_id not in expected or grade_id in seen):
             reasons.append(f"cell '{grade_id}' is a copy or unknown: graded as ungraded student text")
             cell.metadata.pop("nbgrader", None)
         elif grade_id:
@@ -260,6 +257,14 @@ def record_notes(nb, reasons: list[str]) -> None:
 
 # --- the same repairs as a step of stock ``nbgrader autograde`` (autograder/nbgrader_config.py) ----------------------
 
+def record_reasons(nb, reasons: list[str], log) -> None:
+    """Add ``reasons`` to the notebook's metadata (``course.reasons``, each once, in order) and to ``log``."""
+    course = nb.metadata.setdefault("course", {})
+    course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *reasons]))
+    for reason in reasons:
+        log.warning("%s", reason)
+
+
 def release_notebook(assignment: str, notebook: str) -> Path:
     """The released student notebook the submission is checked against (notebooks/<id>/<notebook>.ipynb)."""
     return Path(__file__).resolve().parent.parent / "notebooks" / assignment / f"{notebook}.ipynb"
@@ -282,10 +287,7 @@ def _make_repair_step():
             else:
                 reasons.append(f"no released notebook at {release_path}: cells not checked against it")
             record_notes(nb, reasons)
-            course = nb.metadata.setdefault("course", {})
-            course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *reasons]))
-            for reason in reasons:
-                self.log.warning("%s", reason)
+            record_reasons(nb, reasons, self.log)
             return nb, resources
 
     return RepairSubmission
@@ -313,10 +315,7 @@ def _make_stock_steps():
         def preprocess(self, nb, resources):
             reasons: list[str] = []
             check_metadata_types(nb.cells, reasons)
-            course = nb.metadata.setdefault("course", {})
-            course["reasons"] = list(dict.fromkeys([*course.get("reasons", []), *reasons]))
-            for reason in reasons:
-                self.log.warning("%s", reason)
+            record_reasons(nb, reasons, self.log)
             return nb, resources
 
     return BoundedNotebookExporter, CheckMetadataTypes

@@ -228,6 +228,12 @@ def process_tree() -> dict[int, list[int]]:
     return children
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
 def descendants(pid: int, tree: dict[int, list[int]] | None = None) -> list[int]:
     """``pid``'s descendants, nearest first."""
     tree = process_tree() if tree is None else tree

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.paths import ROOT
-from tools.roundtrip import copy_repository
+from autograder import sandbox
+from tools.roundtrip import copy_repository, extract_commit
 
 ASSIGNMENT = "01-learning-rate"
 
@@ -48,23 +49,13 @@ class Run:
 def _tree_pss_mb(pid: int) -> float:
     """Memory of ``pid`` and all its descendants, in MB: proportional set sizes, so that pages forked processes
     share are counted once."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
+    total = 0
+    for current in [pid, *sandbox.descendants(pid)]:
         try:
             rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
             total += int(next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))) * 1024
         except (OSError, ValueError, IndexError, StopIteration):
             pass
-        todo += children.get(current, [])
     return total / 2 ** 20
 
 
@@ -157,9 +148,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--before", help="a commit to compare with (the same submissions, the same worker counts)")
     args = parser.parse_args(argv)
     n = args.submissions
-    sys.path.insert(0, str(ROOT / "autograder"))
-    import sandbox
-
     if args.starts:
         sandbox.install_kernelspec()
         plain = kernel_start_seconds("python3", args.starts)
@@ -178,10 +166,7 @@ def main(argv: list[str]) -> int:
         notebook = examples / "good" / f"{ASSIGNMENT}.ipynb"
         old = None
         if args.before:
-            old = Path(tmp) / "before"
-            old.mkdir()
-            archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, check=True, capture_output=True)
-            subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+            old = extract_commit(args.before, Path(tmp) / "before")
         times, cpu, kernel_mb = plain_seconds(notebook, args.plain)
         for workers in dict.fromkeys([1, args.workers]):
             runs.append(grade("now", course, submissions, workers))

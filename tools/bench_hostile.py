@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from tools.paths import ROOT
-from tools.roundtrip import copy_repository
+from tools.roundtrip import copy_repository, extract_commit
 
 HONEST = "good"
 
@@ -118,10 +118,7 @@ def main(argv: list[str]) -> int:
                        check=True, capture_output=True)
         measure(course, examples, args.hostile, args.repeat, scratch, "now")
         if args.before:
-            old = scratch / "before"
-            old.mkdir()
-            archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, check=True, capture_output=True)
-            subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+            old = extract_commit(args.before, scratch / "before")
             measure(old, examples, args.hostile, args.repeat, scratch, f"at {args.before}")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -40,6 +41,14 @@ def copy_repository(destination: Path) -> Path:
                                     "autograded", "feedback", "gradebook.db", "grades*.csv", "files.csv", "records",
                                     "jupyter")
     shutil.copytree(ROOT, destination, ignore=ignore, symlinks=True)
+    return destination
+
+
+def extract_commit(commit: str, destination: Path) -> Path:
+    """The course as it was at ``commit`` (git archive), in ``destination`` (made here); returns it."""
+    destination.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive.stdout, check=True)
     return destination
 
 
