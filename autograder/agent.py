@@ -2,10 +2,10 @@
 
 The grader sends this file's source (with autograder/wire.py's) into the sandboxed kernel before the first cell;
 it holds no test code, no expected value and no answer. For each request it decodes the arguments (rebuilding
-helpers objects and helper functions from recipes), calls the student's function, and stores the reply, a JSON
-string, in ``reply``, which the grader reads back (``user_expressions``). Objects the grader sent come back as
-their state after the call (a function that changes its input is seen to do so); values that are not plain data
-stay here and go back as handles.
+helpers objects and helper functions from recipes), calls the student's function, and sends the reply, a JSON
+string, back on the socket the grader listens on while a test cell runs (``serve``). Objects the grader sent come
+back as their state after the call (a function that changes its input is seen to do so); values that are not plain
+data stay here and go back as handles.
 
 Requests (JSON): ``{"op": "describe", "names": [...]}``, ``{"op": "get", "target": ...}``,
 ``{"op": "call", "target": ..., "args": [...], "kwargs": {...}}``, where a target is ``{"name": global}`` or
@@ -46,6 +46,28 @@ class Agent:
                 self.reply = self.error(ValueError(f"unknown request {op!r}"))
         except BaseException as error:  # noqa: B902: the student's code may raise anything, SystemExit included
             self.reply = self.error(error)
+
+    def serve(self, path: str) -> None:
+        """Answer requests on the Unix socket at ``path`` (the grader listens there), one at a time, each an 8-byte
+        big-endian length and a JSON text, until the grader closes it. Runs as one silent execution of the kernel."""
+        import socket as _socket
+
+        connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            connection.connect(path)
+            while True:
+                header = _receive(connection, 8)
+                size = int.from_bytes(header or b"", "big")
+                body = _receive(connection, size) if header and size <= wire.MAX_BYTES else None
+                if body is None:
+                    return
+                self.handle(body.decode())
+                reply = self.reply.encode()
+                connection.sendall(len(reply).to_bytes(8, "big") + reply)
+        except (OSError, UnicodeDecodeError):  # the grader closed it, or stopped waiting
+            return
+        finally:
+            connection.close()
 
     def describe(self, names: list) -> dict:
         """name -> "function", "class", "data" or "missing", for names of the notebook's namespace."""
@@ -118,3 +140,14 @@ class Agent:
             return wire.dumps({"error": {"type": kind.__name__[:80], "message": message, "builtin": builtin}})
         except Exception:  # noqa: BLE001
             return '{"error": {"type": "Error", "message": "", "builtin": false}}'
+
+
+def _receive(connection, size: int):
+    """``size`` bytes from ``connection``, or None when it closes first."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = connection.recv(min(size - len(data), 1 << 20))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)

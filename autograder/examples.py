@@ -50,6 +50,10 @@ LOSES_TARGET = {"lost": sorted(TARGET_TESTS)}
 # about the same time (the sandbox has one core): either may be the reason.
 CPU_OR_WALL = "CellTimeoutError|CPU time limit"
 BUSY_CHILDREN = "import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n            pass"
+UNDER_TEST = ("\n\n_answer = gradient_descent\n\n\ndef gradient_descent(grad, w0, eta, n_steps):\n    import sys\n"
+              "    frame = sys._getframe(1)\n    while frame and frame.f_code.co_filename != '<course agent>':\n"
+              "        frame = frame.f_back\n    if frame is None:\n        return _answer(grad, w0, eta, n_steps)\n"
+              "    if True:\n")
 HOSTILE = {
     "infinite-loop": (_prefix("while True:\n    pass"), {**LOSES_TARGET, "reason": CPU_OR_WALL}),
     # busy children left running beside the kernel for the rest of the notebook: they share the sandbox's core
@@ -89,6 +93,15 @@ HOSTILE = {
     "flood-images": (_prefix("from IPython.display import Image, display\nfor _ in range(40):\n"
                              "    display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + bytes(2_000_000), format='png'))"),
                      {"reason": "output of"}),
+    # the answer hangs only when a test calls it (through the grader's agent): asleep past the test's time, the
+    # kernel is interrupted and the next tests run as usual; busy and ignoring the interrupt, the kernel is ended
+    "hang-when-tested": (lambda s: s + UNDER_TEST + "        import time\n        time.sleep(3600)\n",
+                         {**LOSES_TARGET, "score": 8.0, "reason": "the test ran longer than"}),
+    "hang-ignoring-interrupt": (lambda s: s + UNDER_TEST + "        while True:\n            try:\n"
+                                "                while True:\n                    pass\n"
+                                "            except KeyboardInterrupt:\n                pass\n",
+                                {**LOSES_TARGET, "max_score": 0.0,
+                                 "reason": "ignored the interrupt|stopped answering|kernel died"}),
     "disk-fill": (_prefix("import os\nfor _folder in ('.', '/tmp', '/dev/shm'):\n    try:\n"
                           "        with open(os.path.join(_folder, 'fill'), 'wb') as _f:\n"
                           "            for _ in range(2000):\n                _f.write(bytes(1 << 20))\n"

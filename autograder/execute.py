@@ -21,13 +21,17 @@ scores each test cell from what that kernel reports. Here (configured in autogra
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
 import queue
 import secrets
+import select
 import shutil
 import signal
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -43,7 +47,7 @@ from autograder import preflight, remote, sandbox, wire
 
 HERE = Path(__file__).resolve().parent
 SECRET_FILE = HERE / "course-secret"  # git-ignored; made on first use
-REPLY_EXPRESSION = "__course_agent__.reply"
+FRAME = struct.Struct(">Q")  # the length before each request and reply on the agent's socket
 
 
 def course_secret(path: Path = SECRET_FILE) -> bytes:
@@ -169,58 +173,167 @@ class KernelAhead:
 
 
 class KernelChannel(remote.Channel):
-    """Requests to the agent as silent ``execute_request``s; the reply comes back in ``user_expressions``."""
+    """Requests to the agent, one test cell at a time, over a Unix socket in the kernel's private folder.
+
+    A test cell's first request sends one silent ``execute_request``, ``__course_agent__.serve(path)``: the agent
+    connects to a socket this side listens on (a new path per cell, the listener closed once it is accepted) and
+    answers requests on the kernel's main thread, each an 8-byte big-endian length and a JSON text
+    (autograder/wire.py), until the cell ends (``end``) and this side closes the connection. A request so costs a
+    socket round trip instead of a kernel execution. While it waits, this side drops the kernel's output, checks
+    that the kernel lives, and past ``deadline`` interrupts it. Nothing the kernel sends is trusted: replies are
+    bounded in size (wire.MAX_BYTES) and decoded as plain data."""
+
+    SLICE = 0.05  # seconds between checks while a reply is awaited
 
     def __init__(self, client: "GradeOutsideKernel"):
         self.client = client
         self.deadline = float("inf")
         self.busy = False
+        self.connection: socket.socket | None = None
+        self.serving: str | None = None  # the msg_id of the agent's serve request
+        self.cells = 0
 
     def request(self, message: dict) -> dict:
         if self.client.kernel_gone:
             raise remote.KernelGone(self.client.kernel_gone)
         self.busy = True
         try:
-            return run_sync(self._request)(wire.dumps(message))
+            if self.connection is None:
+                self._open()
+            try:
+                body = wire.dumps(message).encode()
+                self.connection.sendall(FRAME.pack(len(body)) + body)
+                return wire.loads(self._receive())
+            except remote.TestTimeout:  # a TimeoutError, so an OSError: the kernel was interrupted already
+                raise
+            except OSError as error:
+                self.end()
+                raise wire.WireError(f"the connection to the kernel's agent broke ({type(error).__name__})") from None
+            except wire.WireError:
+                self.end()
+                raise
         finally:
             self.busy = False
 
-    async def _request(self, text: str) -> dict:
-        content = await self.execute(f"__course_agent__.handle({text!r})", {"reply": REPLY_EXPRESSION})
-        if content.get("status") != "ok":
-            raise remote.RemoteError("GradingAgentError", "the kernel could not run the grader's request "
-                                     f"({str(content.get('ename', 'error'))[:80]}); was __course_agent__ replaced?")
-        data = content.get("user_expressions", {}).get("reply", {}).get("data", {}).get("text/plain")
-        return wire.loads(_string_literal(data))
+    def _open(self) -> None:
+        """Have the agent serve this test cell's requests; RemoteError when it does not connect."""
+        self.cells += 1
+        path = os.path.join(self.client.km.private_folder, f"agent-{self.cells}.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(path)
+            os.chmod(path, 0o666)  # the folder is private to the kernel's user; the kernel may run as another
+            listener.listen(1)
+            self.serving = self.client.kc.execute(f"__course_agent__.serve({path!r})", silent=True,
+                                                  store_history=False, allow_stdin=False, stop_on_error=False)
+            self._wait(listener, "the agent to connect")
+            self.connection, _ = listener.accept()
+        finally:
+            listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _receive(self) -> str:
+        header = self._read(FRAME.size)
+        (size,) = FRAME.unpack(header)
+        if size > wire.MAX_BYTES:
+            raise wire.WireError(f"a reply of {size >> 20} MB is over the {wire.MAX_BYTES >> 20} MB limit")
+        try:
+            return self._read(size).decode()
+        except UnicodeDecodeError:
+            raise wire.WireError("the kernel's reply is not text") from None
+
+    def _read(self, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            self._wait(self.connection, "a reply")
+            chunk = self.connection.recv(min(size - len(data), 1 << 20))
+            if not chunk:
+                raise wire.WireError("the kernel's agent closed the connection (was __course_agent__ replaced?)")
+            data += chunk
+        return bytes(data)
+
+    def _wait(self, sock: socket.socket, what: str) -> None:
+        """Until ``sock`` is readable; meanwhile drop the kernel's output. KernelGone if the kernel dies or its serve
+        request ends first, TestTimeout (the kernel interrupted) past the deadline."""
+        checked = time.monotonic()
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                self._interrupt()
+                raise remote.TestTimeout(f"the test ran longer than {self.client.test_timeout} s")
+            if select.select([sock], [], [], min(remaining, self.SLICE))[0]:
+                return
+            ended = run_sync(self._drop_output)()
+            if ended:
+                self.serving = None
+                self.end()
+                raise remote.RemoteError("GradingAgentError", f"the kernel's agent stopped before {what}; was "
+                                         "__course_agent__ replaced?")
+            if time.monotonic() - checked > 2.0:
+                checked = time.monotonic()
+                if not run_sync(self.client.km.is_alive)():
+                    self.client.kernel_gone = "the kernel died (os._exit, a crash or the memory limit)"
+                    self.end()
+                    raise remote.KernelGone(self.client.kernel_gone)
+
+    async def _drop_output(self) -> bool:
+        """Drop the kernel's output that has arrived; True when the serve request has already been answered."""
+        kc = self.client.kc
+        while await kc.iopub_channel.msg_ready():
+            await kc.iopub_channel.get_msg(timeout=0)
+        ended = False
+        while await kc.shell_channel.msg_ready():
+            msg = await kc.shell_channel.get_msg(timeout=0)
+            ended = ended or msg.get("parent_header", {}).get("msg_id") == self.serving
+        return ended
+
+    def end(self, seconds: float = 10.0) -> None:
+        """End this test cell's requests: close the connection and wait for the serve request's reply (the kernel
+        is taken as gone when it does not come in ``seconds``)."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.serving is not None:
+            msg_id, self.serving = self.serving, None
+            if not run_sync(self._await_reply)(msg_id, time.monotonic() + seconds):
+                self.client.kernel_gone = "the kernel stopped answering after a test"
+
+    def _interrupt(self) -> None:
+        try:
+            run_sync(self.client.km.interrupt_kernel)()
+        except Exception:  # noqa: BLE001: an unresponsive kernel is treated as gone (below)
+            pass
+        self.end()
+        if self.client.kernel_gone:
+            self.client.kernel_gone = "the kernel stopped answering after a test timed out"
 
     def run_quietly(self, code: str, seconds: float) -> dict:
         """Execute ``code`` silently in the kernel (no history, no output kept); returns the reply's content."""
         self.deadline = time.monotonic() + seconds
-        return run_sync(self.execute)(code, {})
+        msg_id = self.client.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                                        stop_on_error=False)
+        reply = run_sync(self._await_reply)(msg_id, self.deadline)
+        if reply is None:
+            raise remote.TestTimeout(f"the kernel did not answer in {seconds:g} s")
+        return reply
 
-    async def execute(self, code: str, expressions: dict) -> dict:
-        """Send a silent execute_request and wait for its reply until ``self.deadline``; drops its output."""
-        kc, km = self.client.kc, self.client.km
-        msg_id = kc.execute(code, silent=True, store_history=False, user_expressions=expressions, allow_stdin=False,
-                            stop_on_error=False)
-        reply = None
-        while reply is None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                await self._interrupt(msg_id)
-                raise remote.TestTimeout(f"the test ran longer than {self.client.test_timeout} s")
+    async def _await_reply(self, msg_id: str, until: float) -> dict | None:
+        """The content of the kernel's reply to ``msg_id`` (its output up to its idle status dropped), or None."""
+        kc = self.client.kc
+        while time.monotonic() < until:
             try:
-                msg = await kc.shell_channel.get_msg(timeout=min(remaining, 2.0))
+                msg = await kc.shell_channel.get_msg(timeout=max(0.01, min(until - time.monotonic(), 2.0)))
             except queue.Empty:
-                if not await km.is_alive():
+                if not await self.client.km.is_alive():
                     self.client.kernel_gone = "the kernel died (os._exit, a crash or the memory limit)"
-                    raise remote.KernelGone(self.client.kernel_gone) from None
+                    return None
                 continue
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                reply = msg
-        await self._drain(msg_id, time.monotonic() + 5)
-        content = reply.get("content", {})
-        return content if isinstance(content, dict) else {}
+                await self._drain(msg_id, time.monotonic() + 5)
+                content = msg.get("content", {})
+                return content if isinstance(content, dict) else {}
+        return None
 
     async def _drain(self, msg_id: str, until: float) -> None:
         """Read (and drop) the kernel's output for this request, up to its idle status."""
@@ -233,33 +346,6 @@ class KernelChannel(remote.Channel):
             if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg.get("msg_type") == "status"
                     and msg.get("content", {}).get("execution_state") == "idle"):
                 return
-
-    async def _interrupt(self, msg_id: str) -> None:
-        km, kc = self.client.km, self.client.kc
-        try:
-            await km.interrupt_kernel()
-            until = time.monotonic() + 10
-            while time.monotonic() < until:
-                msg = await kc.shell_channel.get_msg(timeout=max(0.01, until - time.monotonic()))
-                if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                    await self._drain(msg_id, time.monotonic() + 2)
-                    return
-        except Exception:  # noqa: BLE001: an unresponsive kernel is treated as gone
-            pass
-        self.client.kernel_gone = "the kernel stopped answering after a test timed out"
-
-
-def _string_literal(text) -> str:
-    """The string whose repr ``text`` is (how IPython returns a str expression); WireError otherwise."""
-    if type(text) is not str or len(text) > wire.MAX_BYTES * 2 or text[:1] not in ("'", '"'):
-        raise wire.WireError("the kernel's reply is missing or not a string")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, RecursionError, MemoryError):
-        raise wire.WireError("the kernel's reply is not a string") from None
-    if type(value) is not str:
-        raise wire.WireError("the kernel's reply is not a string")
-    return value
 
 
 class CpuWatch(threading.Thread):
@@ -441,6 +527,7 @@ class GradeOutsideKernel(Execute):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            self.channel.end()  # the agent stops serving before the next cell runs
             reason = self.cpu_watch.end()
             if reason:
                 self.reasons.append(reason)

@@ -270,7 +270,7 @@ def outcome_reasons(autograded: Path, submission: Submission, log: str, scores: 
                     reasons.append(f"output of {grade_id} truncated (over nbgrader's line limit)")
     if "Kernel died" in log or "DeadKernelError" in log:
         reasons.append("the kernel died (os._exit, a crash or the memory limit); later cells scored 0")
-    if "ran longer than" in log:
+    if "course sandbox: the notebook ran longer than" in log:
         reasons.append("the notebook hit the sandbox's wall-time limit")
     if not scores:
         errors = re.findall(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.{0,160})", log, flags=re.M)
@@ -458,14 +458,14 @@ class Grader:
 
     Its output goes to a log file of its own; it answers with a ``Result`` and exits. It never grades a second one."""
 
-    def __init__(self, course: Path, assignment: str, limits: dict, cell_timeout: int, slot: int = 0):
+    def __init__(self, course: Path, assignment: str, limits: dict, cell_timeout: int, core: int = 0):
         self.course, self.assignment = course, assignment
         self.submission: Submission | None = None
         self.deadline = float("inf")
         self.connection, theirs = FORK.Pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        self.process = FORK.Process(target=_grader_main, args=(theirs, course, assignment, limits, cell_timeout, slot),
+        self.process = FORK.Process(target=_grader_main, args=(theirs, course, assignment, limits, cell_timeout, core),
                                     name=f"grader-{assignment}")
         self.process.start()
         theirs.close()
@@ -494,11 +494,11 @@ class Grader:
         sandbox.sweep()  # its kernel's private folder, which its owner, now gone, did not remove
 
 
-def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_timeout: int, slot: int) -> None:
+def _grader_main(connection, course: Path, assignment: str, limits: dict, cell_timeout: int, core: int) -> None:
     log = course / "tmp" / f"grader-{os.getpid()}.log"
     _to_file(log)
     os.environ.update({f"COURSE_SANDBOX_{key.upper()}": str(value) for key, value in limits.items()})
-    os.environ["COURSE_SANDBOX_CPU"] = str(slot)  # worker i's sandboxes run on core i (autograder/sandbox.py)
+    os.environ["COURSE_SANDBOX_CPU"] = str(core)  # the sandbox's core (autograder/sandbox.py; fresh() below)
     asyncio.set_event_loop(asyncio.new_event_loop())
     code, submission = 0, None
     try:
@@ -566,8 +566,14 @@ def grade_in_workers(submissions: list[Submission], workers: int, gradebook_path
     finishing: list[Grader] = []  # answered; ending their kernels
     arrived: list[Result] = []
 
+    started = [0] * workers
+
     def fresh(slot: int) -> Grader:
-        return Grader(courses[slot], queue[0].assignment, limits, cell_timeout, slot)
+        """Worker ``slot``'s next grading process. Its sandbox's core: the slot's own when there are as many workers
+        as cores; with fewer, each next one on the next core, so a kernel starting ahead does not share the core of
+        the notebook running (sandbox.py takes the index modulo the cores)."""
+        core, started[slot] = slot + workers * started[slot], started[slot] + 1
+        return Grader(courses[slot], queue[0].assignment, limits, cell_timeout, core)
 
     def dispatch(slot: int) -> None:
         grader, ready[slot] = ready[slot], None

@@ -12,10 +12,13 @@ That launcher starts ipykernel under bubblewrap (Debian's ``bwrap``) with:
 - an empty working and home folder, /tmp and /dev/shm, each memory of a fixed size (``disk_mb``), discarded
   afterwards: nothing the kernel writes reaches the host's disk, and the launcher itself writes nothing there;
 - an isolated Python start (``python -I``: no working folder on sys.path, no PYTHON* variables);
-- one CPU core: the sandbox is pinned to core ``COURSE_SANDBOX_CPU`` (the grading command sets it to the worker's
-  index; modulo the cores this process may use), and a seccomp filter makes ``sched_setaffinity`` fail inside, so
-  no process of the submission can leave it; where the launcher may create cgroups (root), the sandbox also gets
-  a cgroup of its own with a CPU quota of one core and ``pids.max``, removed with everything in it afterwards;
+- one CPU core: the sandbox is pinned to core ``COURSE_SANDBOX_CPU`` (an index modulo the cores this process may
+  use; the grading command gives each worker its own core, or, with fewer workers than cores, alternates them),
+  and a seccomp filter makes ``sched_setaffinity`` fail inside, so no process of the submission can leave it;
+  where the launcher may create cgroups (root), the sandbox also gets a cgroup of its own with a CPU quota of one
+  core and ``pids.max``, removed with everything in it afterwards;
+- a lower priority (nice 10) than the grader's own processes: the grading of one submission (its tests, nbgrader's
+  steps) goes first on a core where another submission's kernel is busy;
 - limits: address space (``--memory-mb``, default 2048), processes (``max_processes``, per sandbox: as root each
   kernel runs as an unprivileged uid of its own, as a normal user in a user namespace of its own, where the
   kernel counts RLIMIT_NPROC apart from the user's other processes), file size, open files, CPU seconds per
@@ -316,7 +319,7 @@ def kill_kernel(launcher: int) -> None:
 # --- one core per sandbox ----------------------------------------------------------------------------------------
 
 def sandbox_core() -> int:
-    """The core this sandbox runs on: ``COURSE_SANDBOX_CPU`` (a worker's index; the launcher's pid when unset),
+    """The core this sandbox runs on: ``COURSE_SANDBOX_CPU`` (set by the grading command; else the launcher's pid),
     modulo the cores this process may use."""
     allowed = sorted(os.sched_getaffinity(0))
     slot = os.environ.get("COURSE_SANDBOX_CPU", "")
@@ -519,9 +522,12 @@ def bwrap_command(argv: list[str], connection: bytes | None, cwd: Path, runtime_
     return command + argv, fds
 
 
+NICE = 10  # the sandbox's priority below the grader's own processes (which grade every submission)
+
+
 def _set_limits(memory_mb: int, max_processes: int, file_mb: int, open_files: int, cpu_seconds: int,
                 core: int | None = None, cgroup: Cgroup | None = None) -> None:
-    """rlimits, the core and the cgroup of the sandbox (in the child, before bwrap starts). As root the process
+    """rlimits, the core, the priority and the cgroup of the sandbox (in the child, before bwrap starts). As root the process
     limit counts per uid (the kernel runs as a uid of its own); as a normal user it is set inside the sandbox's
     user namespace instead (``bwrap_command``), since here it would count all of the user's processes."""
     import resource
@@ -530,6 +536,7 @@ def _set_limits(memory_mb: int, max_processes: int, file_mb: int, open_files: in
         cgroup.enter()
     if core is not None:
         os.sched_setaffinity(0, {core})
+    os.nice(NICE)
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
     if os.geteuid() == 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))

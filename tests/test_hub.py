@@ -14,6 +14,7 @@ _output/hub-timings.txt.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import pwd
@@ -460,6 +461,47 @@ def test_a_class_on_jupyterhub(hub, users):
     print("\n" + report)
     TIMINGS.parent.mkdir(parents=True, exist_ok=True)
     TIMINGS.write_text(report + "\n")
+
+
+def test_the_instructor_grades_hostile_work_as_a_normal_user(users, users_python):
+    """``./course grade`` run by a normal user (the hub's instructor, no root): the sandbox's non-root path (a user
+    namespace of its own per kernel, its process limit counted there), with an honest submission beside a fork
+    bomb and a CPU hog with busy children. The batch completes, the honest one keeps full marks, the hostile ones
+    are graded with the reason, and nothing of the instructor's is left running or in the temporary folder."""
+    from autograder import examples
+
+    home = Path(users[INSTRUCTOR].pw_dir)
+    course = copy_repository(home / "course-grading")
+    built = home / "examples"
+    expected = examples.build(built)
+    submissions = home / "export"
+    chosen = ("good", "hostile-fork-bomb", "hostile-cpu-hog-children")
+    for name in chosen:
+        shutil.copytree(built / name, submissions / name)
+    subprocess.run(["chown", "-R", f"{INSTRUCTOR}:{INSTRUCTOR}", str(course), str(built), str(submissions)],
+                   check=True)
+    before = {path.name for path in Path(tempfile.gettempdir()).iterdir()}
+    running = set(_pids_of(INSTRUCTOR))  # the hub's server of the instructor, if the lifecycle test left one
+    grades = course / "autograder" / "grades.csv"
+    run = run_as(INSTRUCTOR, [str(users_python), "-m", "autograder.grade", str(submissions), "--workers", "2",
+                              "--no-feedback", "--cell-timeout", "10", "--cell-cpu-seconds", "5", "--wall-seconds",
+                              "300", "--csv", str(grades)],
+                 env={"PATH": f"{users_python.parent}:/usr/bin:/bin"}, cwd=course, timeout=1200, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with grades.open() as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle) if row["assignment"] == examples.ASSIGNMENT}
+    assert set(rows) == set(chosen), sorted(rows)
+    assert float(rows["good"]["total"]) == 11.0, rows["good"]
+    for name in chosen[1:]:
+        want = expected[name]
+        assert float(rows[name]["total"]) <= want.get("max_score", 11.0), rows[name]
+        assert any(r.lower() in rows[name]["reasons"].lower() for r in want["reason"].split("|")), rows[name]
+    time.sleep(1)
+    assert not set(_pids_of(INSTRUCTOR)) - running, "processes the grading command started still run"
+    uid = users[INSTRUCTOR].pw_uid
+    left = sorted(path.name for path in Path(tempfile.gettempdir()).iterdir()
+                  if path.name not in before and path.lstat().st_uid == uid)
+    assert not left, f"left in the temporary folder: {left}"
 
 
 def test_relocatable_runpath_keeps_the_size():

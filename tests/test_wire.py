@@ -17,6 +17,11 @@ from helpers.network import Linear, ReLU, Sequential
 from helpers.normalization import BatchNorm
 
 
+class SocketChannel(remote.Channel):
+    def __init__(self, exchange):
+        self.request = exchange
+
+
 class LocalChannel(remote.Channel):
     def __init__(self, namespace: dict):
         self.agent = Agent(namespace)
@@ -192,3 +197,42 @@ def test_a_failed_test_whose_call_changed_an_input_array_says_so():
     exec("def center(x):\n    return x - x.mean()\n", namespace)
     wrong = remote.run_test("checks.expect_close(center(np.ones(2)), [1.0, 1.0], 'c')", grader, channel, ["center"], "u")
     assert not wrong.passed and "in place" not in wrong.evalue
+
+
+def test_the_agent_serves_framed_requests_on_a_socket_until_it_is_closed(tmp_path):
+    """Agent.serve, as a test cell uses it: length-prefixed JSON requests and replies, one at a time; the grader
+    closing the connection ends it, and a frame over the size limit ends it too."""
+    import socket
+    import struct
+    import threading
+
+    frame = struct.Struct(">Q")
+
+    def exchange(connection, message: dict) -> dict:
+        body = wire.dumps(message).encode()
+        connection.sendall(frame.pack(len(body)) + body)
+        (size,) = frame.unpack(connection.recv(frame.size, socket.MSG_WAITALL))
+        return wire.loads(connection.recv(size, socket.MSG_WAITALL).decode())
+
+    for ending in ("close", "oversized"):
+        path = str(tmp_path / f"agent-{ending}.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        agent = Agent({"double": lambda v: 2 * v})
+        server = threading.Thread(target=agent.serve, args=(path,), daemon=True)
+        server.start()
+        connection, _ = listener.accept()
+        listener.close()
+        channel = SocketChannel(lambda message: exchange(connection, message))
+        assert channel.describe(["double", "nothing"]) == {"double": "function", "nothing": "missing"}
+        assert np.array_equal(channel.call({"name": "double"}, (np.arange(3.0),)), [0.0, 2.0, 4.0])
+        with pytest.raises(NameError):
+            channel.call({"name": "nothing"})
+        if ending == "oversized":
+            connection.sendall(frame.pack(wire.MAX_BYTES + 1))
+        else:
+            connection.close()
+        server.join(5)
+        assert not server.is_alive()
+        connection.close()
