@@ -42,6 +42,8 @@ except ImportError:  # reported by the fixture ``parts`` as a missing part
 
 ASSIGNMENT = "01-learning-rate"
 COURSE_ID = "normalization-course"
+pytestmark = pytest.mark.xdist_group("hub")  # one set of Unix users and one hub for the module
+
 INSTRUCTOR = "course-instructor"
 STUDENTS = ("course-alice", "course-bob")
 MARK = "normalization-course hub test user"  # the GECOS field of the users this test makes (and may remove)
