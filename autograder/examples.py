@@ -160,6 +160,33 @@ LYING_ANSWERS = {
 }
 
 
+# Active content in everything a student writes that feedback shows: a cell's displays and prints, its error, a
+# markdown cell of their own and a written answer (raw HTML and markdown's own images and links), a cell tag and a
+# made-up grade id. The feedback page must carry none of it live (feedback_page.live_content).
+PROBE = "COURSE_XSS_PROBE"
+ACTIVE_HTML = (f'<script>window.{PROBE}=1</script><img src=x onerror="{PROBE}()"><svg onload="{PROBE}()"></svg>'
+               f'<iframe src="https://evil.example/{PROBE}"></iframe><a href="javascript:{PROBE}()">x</a>'
+               f'<style>@import url(https://evil.example/{PROBE}.css)</style>')
+ACTIVE_MARKDOWN = (ACTIVE_HTML + f"\n\n![t](https://evil.example/{PROBE}.png) [c](javascript:{PROBE}())\n\n"
+                   f"[r][1]\n\n[1]: javascript:{PROBE}()\n\n$\\href{{javascript:{PROBE}()}}{{x}}$")
+ACTIVE_CODE = ("from IPython.display import display, HTML, Javascript, SVG, Markdown\n"
+               f"display(HTML({ACTIVE_HTML!r}))\ndisplay(Javascript('window.{PROBE}=3'))\n"
+               f"display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\"><script>{PROBE}()</script></svg>'))\n"
+               f"display(Markdown({ACTIVE_MARKDOWN!r}))\n"
+               f"display({{'text/html': {ACTIVE_HTML!r}, 'text/plain': {ACTIVE_HTML!r}}}, raw=True)\n"
+               f"print({ACTIVE_HTML!r})\nraise ValueError({ACTIVE_HTML!r})")
+# Files left in the kernel's socket folder (and its parent, where it is writable) for the next kernel to find; a
+# kernel that finds one another kernel left prints LEAK. Two copies are graded: with a shared folder, one would.
+PLANT_RUNTIME = ("import glob as _glob, os as _os, uuid as _uuid\n"
+                 "from ipykernel.kernelapp import IPKernelApp as _App\n"
+                 "_folder = _os.path.dirname(_App.instance().ip) or '.'\n"
+                 "_mine = f'course-planted-{_uuid.uuid4().hex}'\n"
+                 "for _where in (_folder, _os.path.dirname(_folder), '/tmp', '/dev/shm', _os.getcwd()):\n"
+                 "    for _found in _glob.glob(_os.path.join(_where, 'course-planted-*')):\n"
+                 f"        print({LEAK!r}, _found)\n"
+                 "    try:\n        open(_os.path.join(_where, _mine), 'w').write('planted')\n"
+                 "    except OSError:\n        pass\n")
+
 
 def _filled(nb_student, solutions: dict[str, str], blank: tuple[str, ...] = ()):
     nb = copy.deepcopy(nb_student)
@@ -216,6 +243,11 @@ def build(folder: Path) -> dict[str, dict]:
     nb = copy.deepcopy(good)
     nb.cells.append(nbformat.v4.new_code_cell("print(In)\nprint(Out)"))
     write("hostile-print-history", nb, {"full": True})
+    write("hostile-active-content", _with_active_content(good), {"full": True})
+    for copy_name in ("hostile-plant-runtime-folder", "hostile-plant-runtime-folder-again"):
+        nb = copy.deepcopy(good)
+        nb.cells.insert(3, nbformat.v4.new_code_cell(PLANT_RUNTIME))
+        write(copy_name, nb, {"full": True})
     nb = copy.deepcopy(good)
     _cell(nb, TARGET).source = SIGN_FLIP(answers[TARGET])
     for test in TARGET_TESTS:
@@ -223,6 +255,23 @@ def build(folder: Path) -> dict[str, dict]:
     write("hostile-edit-locked-tests", nb, {**LOSES_TARGET, "reason": "locked but was edited"})
     _broken(folder, good, write, expected)
     return expected
+
+
+def _with_active_content(good):
+    """The good notebook with active content in a cell of its own, a markdown cell, the written answer, a cell tag
+    and an extra graded cell's id."""
+    nb = copy.deepcopy(good)
+    code = nbformat.v4.new_code_cell(ACTIVE_CODE)
+    code.metadata["tags"] = [f'"><script>{PROBE}()</script>']
+    markdown = nbformat.v4.new_markdown_cell(ACTIVE_MARKDOWN)
+    made_up = nbformat.v4.new_markdown_cell("mine")
+    made_up.metadata["nbgrader"] = {"solution": True, "grade": True, "locked": False, "points": 1,
+                                    "schema_version": 3, "grade_id": f'"><img src=x onerror="{PROBE}()">'}
+    nb.cells[3:3] = [code, markdown, made_up]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution") and cell is not made_up:
+            cell.source = ACTIVE_MARKDOWN
+    return nb
 
 
 def _broken(folder: Path, good, write, expected: dict) -> None:

@@ -84,4 +84,5 @@ c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, feedback_p
 # grader shown as "not graded yet", not 0. nbgrader's own feedback template stays the base.
 c.HTMLExporter.template_name = feedback_page.TEMPLATE_NAME
 c.HTMLExporter.extra_template_basedirs = [str(feedback_page.TEMPLATES)]
-c.HTMLExporter.filters = {"mathjax_offline": feedback_page.mathjax_offline, "points": feedback_page.points}
+c.HTMLExporter.filters = {"mathjax_offline": feedback_page.mathjax_offline, "points": feedback_page.points,
+                          "safe_markdown": feedback_page.safe_markdown}

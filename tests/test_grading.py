@@ -166,6 +166,19 @@ def test_no_hidden_test_line_in_any_output_or_feedback(batch):
     assert not found, found[:5]
 
 
+def test_feedback_pages_carry_nothing_live_from_a_submission(batch):
+    """No script, event handler, frame, style or remote load from what a student wrote or printed (the hostile
+    active-content example puts them in every place feedback shows); the pages' own MathJax is all that runs."""
+    from autograder.examples import PROBE
+    from autograder.feedback_page import live_content, own_scripts
+
+    course, _, _, _ = batch
+    pages = {p.parent.parent.name: p.read_text() for p in (course / "autograder" / "feedback").rglob("*.html")}
+    assert PROBE in pages["hostile-active-content"]  # shown, as text
+    found = {name: live for name, page in pages.items() if (live := live_content(page, own_scripts()))}
+    assert not found, found
+
+
 def test_stored_files_stay_under_their_caps_and_nothing_is_left_on_the_host(batch):
     course, _, _, _ = batch
     sizes = {p.parent.parent.name: p.stat().st_size for p in (course / "autograder" / "autograded").rglob("*.ipynb")}

@@ -38,7 +38,8 @@ def stock(tmp_path_factory):
     expected = examples.build(built)
     chosen = ["good", "mistake-start-point-missing"] + ["hostile-" + n for n in (*examples.VERDICT_ATTACKS,
                                                                                *examples.LYING_ANSWERS)]
-    chosen += ["hostile-blank-plus-transformer", "hostile-print-history", "hostile-cpu-hog-children",
+    chosen += ["hostile-blank-plus-transformer", "hostile-print-history", "hostile-active-content",
+               "hostile-plant-runtime-folder", "hostile-plant-runtime-folder-again", "hostile-cpu-hog-children",
                "hostile-cpu-burner", "hostile-fork-bomb", "broken-metadata-types", "broken-deep-json",
                "broken-huge-json"]
     for name in chosen:
@@ -89,7 +90,23 @@ def examples_full(cells) -> float:
 
 
 def test_planted_files_shadow_nothing(stock):
+    """Files next to the notebook shadow no module; files left in a kernel's socket folder, /tmp or /dev/shm reach
+    no later kernel (the two runtime-folder examples look for each other's)."""
+    course = stock[0]
     assert not Path("/tmp/course-PWNED.txt").exists()
+    leaked = [notebook.parent.parent.name for notebook in (course / "autograder" / "autograded").rglob("*.ipynb")
+              if examples.LEAK in json.dumps([c.get("outputs", []) for c in json.loads(notebook.read_text())["cells"]])]
+    assert not leaked, leaked
+
+
+def test_feedback_pages_carry_nothing_live_from_a_submission(stock):
+    from autograder.feedback_page import live_content, own_scripts
+
+    course = stock[0]
+    pages = {p.parent.parent.name: p.read_text() for p in (course / "autograder" / "feedback").rglob("*.html")}
+    assert examples.PROBE in pages["hostile-active-content"]
+    found = {name: live for name, page in pages.items() if (live := live_content(page, own_scripts()))}
+    assert not found, found
 
 
 def test_no_hidden_test_line_in_outputs_or_feedback(stock):

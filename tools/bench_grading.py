@@ -4,7 +4,10 @@ For N copies of the good example of notebook 01 it prints: the time to execute t
 kernel (per notebook, nbclient with the python3 kernel, as ``./course bench`` does); the time ``./course grade``
 takes for the N submissions with one worker and with all cores (the whole command, its grading phase, and per
 submission from the grading phase, which leaves out what a run does once: the sandbox's self-test, registering the
-assignment in the gradebook, the CSV); the ratio grading / plain; the speed-up; and peak memory (the largest single
+assignment in the gradebook, the CSV); the ratio grading / plain; the speed-up of all cores over one worker, and
+over one worker confined to one core (``--one-core``, on by default: the whole command, its kernels included, on
+core 0). One worker is not a one-core baseline: it starts its next kernel on the other core while the current
+one runs, so it already uses part of the second core; and peak memory (the largest single
 process, from ``wait4``, and every process of the command together, sampled every 0.2 s as proportional set
 size). CPU seconds are the whole machine's busy time (/proc/stat, nice time included: the sandboxes run niced)
 over the run, divided by N, against the same for one plain execution: the command's rusage misses most of the
@@ -12,7 +15,7 @@ sandboxed kernels' CPU time (2.0 s per submission of notebook 01 by rusage, 5.3 
 only the machine's counter sees all of it; run it on a quiet machine. With ``--before COMMIT`` the same
 submissions are also graded by the course as it was at COMMIT (extracted with git archive), in the same run.
 
-Usage: python -m tools.bench_grading [--submissions 8] [--plain 3] [--starts 3] [--before COMMIT]
+Usage: python -m tools.bench_grading [--submissions 8] [--plain 3] [--starts 3] [--before COMMIT] [--no-one-core]
 (numbers are printed, not asserted).
 """
 from __future__ import annotations
@@ -41,6 +44,7 @@ ASSIGNMENT = "01-learning-rate"
 class Run:
     label: str
     workers: int
+    cores: int  # the cores the command may use
     command: float  # seconds, the whole command
     grading: float  # seconds, from the first submission handed out to the last merged
     cpu: float  # busy CPU seconds of the whole machine during the command
@@ -61,12 +65,13 @@ def _tree_pss_mb(pid: int) -> float:
     return total / 2 ** 20
 
 
-def measured(command: list[str], cwd: Path) -> tuple[float, str, float, float, float]:
-    """Run ``command``; returns (seconds, its output, the machine's busy CPU seconds meanwhile, largest process in
-    MB, all its processes in MB)."""
+def measured(command: list[str], cwd: Path, cores: set[int] | None = None) -> tuple[float, str, float, float, float]:
+    """Run ``command`` (on ``cores`` only, when given: its affinity, which its processes inherit); returns
+    (seconds, its output, the machine's busy CPU seconds meanwhile, largest process in MB, all its processes in MB)."""
     output = tempfile.TemporaryFile(mode="w+")
     start, busy = time.perf_counter(), machine_busy_seconds()
-    process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+    confine = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, preexec_fn=confine)
     peak, stop = [0.0], threading.Event()
 
     def sample() -> None:
@@ -87,14 +92,17 @@ def measured(command: list[str], cwd: Path) -> tuple[float, str, float, float, f
     return seconds, text, machine_busy_seconds() - busy, usage.ru_maxrss / 1024, peak[0]
 
 
-def grade(label: str, course: Path, submissions: Path, workers: int) -> Run:
+def grade(label: str, course: Path, submissions: Path, workers: int, one_core: bool = False) -> Run:
+    """``./course grade`` of ``submissions`` with ``workers``, on every core of this process or on the first one."""
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = {allowed[0]} if one_core else None
     seconds, text, cpu, largest, total = measured(
         [sys.executable, "-m", "autograder.grade", str(submissions), "--workers", str(workers), "--no-feedback",
-         "--csv", str(course / "autograder" / f"grades-{workers}.csv")], course)
+         "--csv", str(course / "autograder" / f"grades-{workers}.csv")], course, cores)
     progress = re.findall(r"^\[(\d+)/(\d+)\].*elapsed ([\d.]+) s", text, flags=re.M)
     if not progress or progress[-1][0] != progress[-1][1]:
         raise SystemExit(f"bench: no progress lines from {label}:\n{text[-3000:]}")
-    return Run(label, workers, seconds, float(progress[-1][2]), cpu, largest, total)
+    return Run(label, workers, 1 if one_core else len(allowed), seconds, float(progress[-1][2]), cpu, largest, total)
 
 
 def machine_busy_seconds() -> float:
@@ -152,6 +160,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--starts", type=int, default=3, help="kernel starts timed, plain and sandboxed (0: none)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the 'all cores' run")
     parser.add_argument("--before", help="a commit to compare with (the same submissions, the same worker counts)")
+    parser.add_argument("--no-one-core", dest="one_core", action="store_false",
+                        help="leave out the run of one worker confined to one core")
     args = parser.parse_args(argv)
     n = args.submissions
     if args.starts:
@@ -174,10 +184,11 @@ def main(argv: list[str]) -> int:
         if args.before:
             old = extract_commit(args.before, Path(tmp) / "before")
         times, cpu, kernel_mb = plain_seconds(notebook, args.plain)
-        for workers in dict.fromkeys([1, args.workers]):
-            runs.append(grade("now", course, submissions, workers))
+        plan = [(1, True)] if args.one_core else []
+        for workers, one_core in plan + [(w, False) for w in dict.fromkeys([1, args.workers])]:
+            runs.append(grade("now", course, submissions, workers, one_core))
             if old is not None:
-                runs.append(grade(f"at {args.before}", old, submissions, workers))
+                runs.append(grade(f"at {args.before}", old, submissions, workers, one_core))
         more, more_cpu, _ = plain_seconds(notebook, args.plain)  # again after grading: the load may have changed
         times, cpu = times + more, cpu + more_cpu
     plain, plain_cpu = statistics.median(times), statistics.median(cpu)
@@ -187,13 +198,17 @@ def main(argv: list[str]) -> int:
     print(f"grading {n} copies of it (./course grade --no-feedback); per submission = grading phase / {n}; "
           f"set-up = the rest of the command (self-test, gradebook, CSV), once per run; CPU / sub. = the machine's "
           f"busy CPU seconds during the whole command / {n}, against plain execution's:")
-    print(f"{'':<16}{'workers':>8}{'command':>10}{'set-up':>9}{'grading':>10}{'per sub.':>10}{'/ plain':>9}"
-          f"{'speed-up':>10}{'CPU/sub.':>10}{'/ plain':>9}{'largest':>10}{'all procs':>11}")
+    print("speed-up = grading time of one worker on every core / this run's; vs 1 core = of one worker confined to "
+          "one core / this run's")
+    print(f"{'':<16}{'workers':>8}{'cores':>6}{'command':>10}{'set-up':>9}{'grading':>10}{'per sub.':>10}{'/ plain':>9}"
+          f"{'speed-up':>10}{'vs 1 core':>10}{'CPU/sub.':>10}{'/ plain':>9}{'largest':>10}{'all procs':>11}")
     for run in runs:
-        one = next(r for r in runs if r.label == run.label and r.workers == 1)
+        one = next(r for r in runs if r.label == run.label and r.workers == 1 and r.cores > 1)
+        single = next((r for r in runs if r.label == run.label and r.cores == 1), None)
         speed = f"{one.grading / run.grading:.2f}x" if run.workers > 1 else "-"
-        print(f"{run.label:<16}{run.workers:>8}{run.command:>9.1f}s{run.command - run.grading:>8.1f}s"
-              f"{run.grading:>9.1f}s{run.grading / n:>9.2f}s{run.grading / n / plain:>8.2f}x{speed:>10}"
+        versus = f"{single.grading / run.grading:.2f}x" if single and run is not single else "-"
+        print(f"{run.label:<16}{run.workers:>8}{run.cores:>6}{run.command:>9.1f}s{run.command - run.grading:>8.1f}s"
+              f"{run.grading:>9.1f}s{run.grading / n:>9.2f}s{run.grading / n / plain:>8.2f}x{speed:>10}{versus:>10}"
               f"{run.cpu / n:>9.2f}s{run.cpu / n / plain_cpu:>8.2f}x"
               f"{run.largest_mb:>7.0f} MB{run.total_mb:>8.0f} MB")
     return 0
