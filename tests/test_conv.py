@@ -13,7 +13,7 @@ from helpers.gradcheck import numerical_gradient, relative_error
 from helpers.network import Linear, ReLU, Sequential, softmax_cross_entropy
 from helpers.normalization import BatchNorm, GroupNorm, InstanceNorm
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = pytest.mark.filterwarnings("error", "default::pytest.PytestUnraisableExceptionWarning")
 
 
 def distinct_shape(rng):

@@ -7,7 +7,7 @@ import pytest
 from helpers.initializers import (DEFAULT_GAINS, INITIALIZERS, calculate_gain, he_normal, init_std, lecun_normal,
                                   xavier_normal, xavier_uniform)
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = pytest.mark.filterwarnings("error", "default::pytest.PytestUnraisableExceptionWarning")
 
 SCHEMES = sorted(INITIALIZERS)
 

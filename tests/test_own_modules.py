@@ -16,7 +16,7 @@ from helpers.own_modules import (
 )
 from tools.paths import ROOT, solution_notebook
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = pytest.mark.filterwarnings("error", "default::pytest.PytestUnraisableExceptionWarning")
 
 SOLUTION_04 = solution_notebook("04-normalization-modules")
 RELEASED_04 = ROOT / "notebooks" / "04-normalization-modules" / "04-normalization-modules.ipynb"

@@ -15,7 +15,7 @@ from helpers.propagation import (activation_second_moment, linear_output_varianc
                                  linear_output_variance_from_second_moment, make_mlp_weights, mlp_backward_stats,
                                  mlp_forward_stats, predicted_pre_activation_std)
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = pytest.mark.filterwarnings("error", "default::pytest.PytestUnraisableExceptionWarning")
 
 DEPTH, WIDTH, BATCH = 30, 512, 256
 HE = calculate_gain("relu")

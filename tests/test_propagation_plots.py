@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 
 from helpers.propagation_plots import plot_layer_histograms, plot_per_layer  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = pytest.mark.filterwarnings("error", "default::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture

@@ -119,8 +119,13 @@ class Started:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         code = self.process.wait(timeout=60)
-        self._reader.join(timeout=10)
+        self.close()
         return code
+
+    def close(self) -> None:
+        """Join the reader and close the pipe (left to the garbage collector, it warns inside a later test)."""
+        self._reader.join(timeout=10)
+        self.process.stdout.close()
 
 
 @pytest.fixture
@@ -135,6 +140,8 @@ def started(course, tmp_path):
     for run in runs:
         if run.process.poll() is None:
             run.process.kill()
+            run.process.wait(timeout=60)
+        run.close()
 
 
 def _output_text(cell) -> str:
