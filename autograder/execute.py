@@ -11,7 +11,9 @@ scores each test cell from what that kernel reports. Here (configured in autogra
   it failed; nbgrader's SaveAutoGrades then scores them as usual;
 - hidden cases are drawn from a seed made of the course secret and the submission (``grading_seed``);
 - kernel outputs are capped in bytes (per output message, per cell, per notebook, display data included) while
-  they arrive; what was cut is recorded in the notebook's metadata (``course.reasons``);
+  they arrive; what was cut is recorded in the notebook's metadata (``course.reasons``); displays keep only their
+  inert forms (text, PNG, JPEG: autograder/feedback.py), so no view of the autograded notebook (formgrader's
+  included) runs HTML or JavaScript a submission produced;
 - each kernel gets a private socket folder of its own, removed when it stops (and, after a crash, by the next
   sweep: autograder/sandbox.py names it after its owner process);
 - a cell's CPU time, across every process of the sandbox, is bounded as well as its wall time
@@ -43,7 +45,7 @@ from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
 
-from autograder import preflight, remote, sandbox, wire
+from autograder import feedback, preflight, remote, sandbox, wire
 
 HERE = Path(__file__).resolve().parent
 SECRET_FILE = HERE / "course-secret"  # git-ignored; made on first use
@@ -487,6 +489,7 @@ class GradeOutsideKernel(Execute):
             cpu_reason = self.cpu_watch.end()
             if cpu_reason:
                 self._record_failure(cell, cpu_reason)
+            cell.outputs = [from_dict(kept) for kept in map(feedback.inert_data, cell.outputs) if kept]
         self._record_failure(cell, reason)
         return cell, resources
 

@@ -47,18 +47,25 @@ def short_error(output: dict) -> dict:
     return {**output, "evalue": ANSI.sub("", str(output.get("evalue", ""))), "traceback": [message]}
 
 
+def inert_data(output: dict) -> dict | None:
+    """A display or result output with only its inert forms kept (None when none is left); other outputs as
+    they are (a stream's text and an error's traceback are rendered as text)."""
+    if output.get("output_type") not in ("display_data", "execute_result"):
+        return output
+    data = {key: value for key, value in output.get("data", {}).items() if key in INERT}
+    return {**output, "data": data, "metadata": {}} if data else None
+
+
 def inert_output(output: dict) -> dict | None:
-    """An output of the submission's kernel with only inert data kept (None when nothing is left)."""
+    """An output of the submission's kernel as feedback shows it: inert data only, errors without their traceback,
+    streams without terminal colours (None when nothing is left)."""
     kind = output.get("output_type")
     if kind == "error":
         return short_error(output)
     if kind == "stream":
         return {**output, "text": ANSI.sub("", str(output.get("text", "")))}
     if kind in ("display_data", "execute_result"):
-        data = {key: value for key, value in output.get("data", {}).items() if key in INERT}
-        if not data:
-            return None
-        return {**output, "data": data, "metadata": {}}
+        return inert_data(output)
     return None
 
 

@@ -1,12 +1,13 @@
 """How a feedback page renders: maths without a network, and written answers nobody graded yet said so.
 
-``nbgrader generate_feedback`` renders with the template templates/course_feedback (nbgrader's feedback page, with
-these changes):
+``nbgrader generate_feedback`` renders with ``FeedbackExporter``: the template templates/course_feedback (nbgrader's
+feedback page, with these changes). Formgrader keeps its own template (its exporter is nbconvert's HTMLExporter, which
+this course configures only to render markdown through ``safe_markdown``):
 - MathJax comes from the installed ``django-static-mathjax`` package (MathJax 3, the SVG build, which needs no font
   files) and is written into the page itself, so a page opened offline, or by a student who received only the HTML
   file, shows formulas instead of raw ``$$...$$``. TeX's ``html`` extension (``\\href``, ``\\style``) is left out,
   as MathJax 2's "Safe" setting did. Without the package the page loads MathJax from its CDN, as stock nbgrader does.
-- Markdown renders through ``safe_markdown``: nbconvert's renderer, then an allowlist of inert tags and
+- Markdown renders through ``safe_markdown``: nbconvert's renderer (a cell's attached images inlined), then an allowlist of inert tags and
   attributes (bleach, which nbconvert depends on): no script, frame, form, style or event handler, links only to
   http(s), mailto and anchors, images only as inline PNG, JPEG or GIF data. The preprocessor in feedback.py escapes
   the HTML a student types; this is the second layer, for what markdown syntax itself makes (``![x](https://...)``
@@ -21,6 +22,8 @@ import re
 import importlib.util
 from pathlib import Path
 
+import jinja2
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -59,26 +62,53 @@ def mathjax_offline(_=None) -> str:
 SAFE_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em",
                        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s", "span",
                        "strong", "sub", "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul"})
-SAFE_PROTOCOLS = frozenset({"http", "https", "mailto"})
+SAFE_PROTOCOLS = frozenset({"http", "https", "mailto", "data"})  # data: only for inline images
 INLINE_IMAGE = ("data:image/png;", "data:image/jpeg;", "data:image/gif;")
 
 
 def _safe_attribute(tag: str, name: str, value: str) -> bool:
-    """Whether an attribute of a rendered markdown tag is kept (bleach then checks link protocols)."""
-    if name in ("class", "title") or (name == "id" and tag[:1] == "h") or (tag == "a" and name in ("href", "name")):
+    """Whether an attribute of a rendered markdown tag is kept (bleach then checks link protocols: ``data:`` is
+    among them for images, so a link's href may not use it)."""
+    if tag == "a" and name == "href":
+        return not value.strip().lower().startswith("data:")
+    if name in ("class", "title") or (name == "id" and tag[:1] == "h") or (tag == "a" and name == "name"):
         return True
     if tag == "img":
         return name == "alt" or (name == "src" and value.strip().lower().startswith(INLINE_IMAGE))
     return tag in ("th", "td") and name == "align"
 
 
-def safe_markdown(source: str) -> str:
-    """Markdown ``source`` as HTML with only inert content: the renderer's output through an allowlist (tags not
-    on it are escaped, so what was written stays readable)."""
+def safe_markdown(source: str, attachments: dict | None = None) -> str:
+    """Markdown ``source`` as HTML with only inert content: nbconvert's renderer (``attachments``, a cell's
+    ``{name: {mime: base64}}``, inlined where the text says ``attachment:name``), then an allowlist (tags not on it
+    are escaped, so what was written stays readable)."""
     import bleach
-    from nbconvert.filters.markdown import markdown2html
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
-    return bleach.clean(markdown2html(source), tags=SAFE_TAGS, attributes=_safe_attribute, protocols=SAFE_PROTOCOLS)
+    renderer = IPythonRenderer(escape=False, attachments=dict(attachments or {}))
+    html = MarkdownWithMath(renderer=renderer).render(str(source))
+    return bleach.clean(html, tags=SAFE_TAGS, attributes=_safe_attribute, protocols=SAFE_PROTOCOLS)
+
+
+@jinja2.pass_context
+def safe_markdown_filter(context, source: str) -> str:
+    """``safe_markdown`` as a template filter: the attachments are those of the cell being rendered."""
+    cell = context.get("cell") or {}
+    attachments = cell.get("attachments") if hasattr(cell, "get") else None
+    return safe_markdown(source, attachments if isinstance(attachments, dict) else None)
+
+
+class FeedbackExporter(HTMLExporter):
+    """The feedback page's exporter, with the filters its template uses. A class of its own, so that its template
+    (set in autograder/nbgrader_config.py on ``FeedbackExporter``: nbgrader's generate_feedback sets
+    HTMLExporter's) does not replace formgrader's."""
+
+    export_from_notebook = None  # not offered as an nbconvert format of its own
+
+    def default_filters(self):
+        yield from super().default_filters()
+        yield from {"mathjax_offline": mathjax_offline, "points": points, "safe_markdown": safe_markdown_filter,
+                    "markdown2html": safe_markdown_filter}.items()
 
 
 ACTIVE_TAGS = frozenset({"iframe", "frame", "object", "embed", "form", "base", "link", "meta", "applet", "audio",
@@ -91,7 +121,8 @@ def live_content(page: str, own_scripts: tuple[str, ...] = ()) -> list[str]:
     """Everything in an HTML ``page`` that runs or loads without the reader asking: scripts other than
     ``own_scripts`` (the texts of the page's own), event-handler attributes, ``javascript:`` URLs, URLs loaded from
     elsewhere than the page itself (a link's href may point anywhere: following it is the reader's choice), style
-    elements in the body (the template's are in the head) and style attributes with ``url(``, and embedding tags. Returns one line per finding (empty: the page is inert)."""
+    elements in the body (the template's are in the head) and style attributes with ``url(``, and embedding tags.
+    Returns one line per finding, with the value found (empty: the page is inert)."""
     from html.parser import HTMLParser
 
     found: list[str] = []
@@ -116,7 +147,7 @@ def live_content(page: str, own_scripts: tuple[str, ...] = ()) -> list[str]:
             for name, value in attrs:
                 text = (value or "").strip().lower().replace("\t", "").replace("\n", "")
                 if name.startswith("on"):
-                    found.append(f"<{tag} {name}=...>"[:200])
+                    found.append(f"<{tag} {name}={value!r}>"[:200])
                 elif name in URL_ATTRIBUTES and (text.startswith(("javascript:", "vbscript:")) or (
                         not (tag == "a" and name == "href") and not text.startswith(("#", "data:image/"))
                         and text != "")):

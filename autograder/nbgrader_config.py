@@ -81,8 +81,12 @@ c.GenerateFeedback.preprocessors = [GetGrades, feedback.HideTestCode, feedback_p
                                     CSSHTMLHeaderPreprocessor]
 
 # The feedback page (autograder/feedback_page.py): maths rendered without a network, written answers that wait for a
-# grader shown as "not graded yet", not 0. nbgrader's own feedback template stays the base.
-c.HTMLExporter.template_name = feedback_page.TEMPLATE_NAME
-c.HTMLExporter.extra_template_basedirs = [str(feedback_page.TEMPLATES)]
-c.HTMLExporter.filters = {"mathjax_offline": feedback_page.mathjax_offline, "points": feedback_page.points,
-                          "safe_markdown": feedback_page.safe_markdown}
+# grader shown as "not graded yet", not 0, markdown through an allowlist. nbgrader's own feedback template stays the
+# base. On FeedbackExporter, not HTMLExporter: formgrader renders submissions with an HTMLExporter of this
+# configuration and its own template.
+c.GenerateFeedback.exporter_class = feedback_page.FeedbackExporter
+c.FeedbackExporter.template_name = feedback_page.TEMPLATE_NAME
+c.FeedbackExporter.extra_template_basedirs = [str(feedback_page.TEMPLATES)]
+# Formgrader's page too renders what a student wrote through the allowlist, and autograder/execute.py keeps only
+# inert outputs: nothing a submission made runs in the instructor's browser.
+c.HTMLExporter.filters = {"markdown2html": feedback_page.safe_markdown_filter}

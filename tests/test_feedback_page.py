@@ -37,6 +37,8 @@ def test_course_markdown_renders_as_it_would_without_the_allowlist():
     ("<script>alert(1)</script>", "<script"),
     ("<iframe src='https://evil.example'></iframe>", "<iframe"),
     ("<a href='https://ok.example' onclick='alert(1)'>x</a>", "onclick="),
+    ("[d](data:text/html;base64,PHNjcmlwdD4=)", "data:"),
+    ("<img src='data:image/svg+xml;base64,PHN2Zz4='>", "data:"),
 ])
 def test_safe_markdown_keeps_nothing_live(source, gone):
     rendered = safe_markdown(source)
@@ -50,6 +52,30 @@ def test_safe_markdown_keeps_formatting_links_and_maths():
     for kept in ("<strong>b</strong>", "<em>i</em>", "<code>c</code>", 'href="https://arxiv.org/abs/1502.03167"',
                  "$\\eta &lt; 2/\\lambda$", "<td>1</td>"):
         assert kept in rendered, (kept, rendered)
+
+
+def test_safe_markdown_inlines_a_cells_attached_image_and_drops_an_attached_script():
+    attachments = {"plot.png": {"image/png": "iVBORw0KGgo="}, "x.svg": {"image/svg+xml": "PHN2Zz4="}}
+    rendered = safe_markdown("![my plot](attachment:plot.png) ![s](attachment:x.svg)", attachments)
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in rendered, rendered
+    assert "data:image/svg" not in rendered, rendered  # an SVG may carry scripts
+    assert not live_content("<body>" + rendered)
+
+
+def test_the_feedback_template_is_set_for_feedback_only():
+    """Formgrader renders with an HTMLExporter of the course's configuration and its own template: the feedback
+    page's template is set on FeedbackExporter, and both render markdown through the allowlist."""
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config import PyFileConfigLoader
+
+    from autograder.feedback_page import TEMPLATE_NAME, FeedbackExporter, safe_markdown_filter
+    from tools.paths import ROOT
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert HTMLExporter(config=config).template_name != TEMPLATE_NAME
+    assert FeedbackExporter(config=config).template_name == TEMPLATE_NAME
+    for exporter in (HTMLExporter(config=config), FeedbackExporter(config=config)):
+        assert exporter.environment.filters["markdown2html"] is safe_markdown_filter
 
 
 @pytest.mark.parametrize("page", [

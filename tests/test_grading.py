@@ -13,11 +13,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from autograder import gradebook
+from test_browser import free_port
 from tools.paths import ROOT
 from tools.roundtrip import copy_repository
 
@@ -177,6 +180,61 @@ def test_feedback_pages_carry_nothing_live_from_a_submission(batch):
     assert PROBE in pages["hostile-active-content"]  # shown, as text
     found = {name: live for name, page in pages.items() if (live := live_content(page, own_scripts()))}
     assert not found, found
+
+
+@pytest.fixture(scope="module")
+def formgrader(batch, tmp_path_factory):
+    """``./course formgrader`` on the graded batch's course: (base URL, token, submission ids by student)."""
+    course, _, _, _ = batch
+    scratch = tmp_path_factory.mktemp("formgrader")
+    port, token = free_port(), "formgrader-test-token"
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(scratch / "runtime"), JUPYTER_DATA_DIR=str(scratch / "data"),
+               JUPYTERLAB_WORKSPACES_DIR=str(scratch / "workspaces"))
+    server = subprocess.Popen([sys.executable, "-m", "tools.formgrader", f"--ServerApp.port={port}",
+                               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}"], cwd=course,
+                              env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        lines = []
+        for line in server.stdout:  # the command prints its URL last, then waits (or exits, saying why)
+            lines.append(line.rstrip("\n"))
+            if line.startswith("http://"):
+                break
+        assert lines and lines[-1] == f"http://127.0.0.1:{port}/formgrader?token={token}", "\n".join(lines)
+        with sqlite3.connect(course / "autograder" / "gradebook.db") as db:
+            ids = dict((student, notebook) for notebook, student in db.execute(
+                "select n.id, a.student_id from submitted_notebook n join submitted_assignment a "
+                "on n.assignment_id = a.id"))
+        yield f"http://127.0.0.1:{port}", token, ids
+    finally:
+        server.send_signal(2)  # Ctrl-C, as the instructor stops it
+        server.wait(timeout=60)
+        server.stdout.close()
+
+
+def test_formgrader_shows_submissions_with_nothing_live_from_them(formgrader):
+    """Formgrader (the instructor's browser) shows each submission with its outputs and written answers; nothing a
+    student wrote or printed runs there: the hostile page has only what the page of an honest one has."""
+    from autograder.examples import PROBE
+    from autograder.feedback_page import live_content
+
+    base, token, ids = formgrader
+    pages = {}
+    for student in ("good", "hostile-active-content"):
+        with urllib.request.urlopen(f"{base}/formgrader/submissions/{ids[student]}/?token={token}",
+                                    timeout=60) as response:
+            assert response.status == 200
+            pages[student] = response.read().decode()
+    graded = [c.metadata["nbgrader"]["grade_id"] for c in nbformat.read(ROOT / "notebooks" / "01-learning-rate" /
+              "01-learning-rate.ipynb", as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")]
+    for student, page in pages.items():  # a score box for every graded cell, written answers included
+        assert [g for g in graded if f'class="score tabbable" id="{g}"' not in page] == [], student
+    assert 'src="data:image/png;base64,' in pages["good"]  # the figures are shown
+    assert PROBE in pages["hostile-active-content"]  # shown, as text
+    live = {student: [f.replace(ids[student], "ID") for f in live_content(page)] for student, page in pages.items()}
+    student_made = [f for f in live["hostile-active-content"] if PROBE in f or "evil.example" in f]
+    assert not student_made, student_made
+    assert sorted(live["hostile-active-content"]) == sorted(live["good"])
 
 
 def test_stored_files_stay_under_their_caps_and_nothing_is_left_on_the_host(batch):

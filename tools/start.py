@@ -43,16 +43,18 @@ def student_environment(environ: dict | None = None) -> dict:
 
 
 def lab_command(root: Path, extra: list[str]) -> list[str]:
+    """JupyterLab serving ``root`` (a student's ``work/``, or the course root for formgrader) on localhost."""
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.root_dir={root / workcopy.WORK}"]
+               f"--ServerApp.root_dir={root}"]
     if os.geteuid() == 0:
         command.append("--allow-root")
     return command + list(extra)
 
 
-def wait_for_url(server: subprocess.Popen, runtime_dir: Path, timeout: float = START_TIMEOUT) -> str | None:
-    """The URL (with its token) of the server once it listens, from the file it writes into the runtime folder;
-    None when it exits first or does not come up within ``timeout`` seconds."""
+def wait_for_url(server: subprocess.Popen, runtime_dir: Path, timeout: float = START_TIMEOUT,
+                 page: str = "lab") -> str | None:
+    """The URL (with its token) of ``page`` on the server once it listens, from the file it writes into the
+    runtime folder; None when it exits first or does not come up within ``timeout`` seconds."""
     info = runtime_dir / f"jpserver-{server.pid}.json"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.poll() is None:
@@ -61,7 +63,7 @@ def wait_for_url(server: subprocess.Popen, runtime_dir: Path, timeout: float = S
         except (OSError, ValueError):
             time.sleep(0.2)
             continue
-        url = data["url"].rstrip("/") + "/lab"
+        url = data["url"].rstrip("/") + "/" + page
         return f"{url}?token={data['token']}" if data.get("token") else url
     return None
 
@@ -82,6 +84,36 @@ def stop(server: subprocess.Popen) -> int:
     return server.returncode
 
 
+def serve(command: list[str], root: Path, log_path: Path, env: dict, what: str, page: str = "lab") -> int:
+    """Run the server ``command`` from ``root`` until Ctrl-C, its output appended to ``log_path``; say that
+    JupyterLab is running ``what`` and print the URL of ``page`` last, on its own line."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    shown = log_path.relative_to(root) if log_path.is_relative_to(root) else log_path
+    with log_path.open("a") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(sys.argv)}\n")
+        log.flush()
+        # A session of its own: Ctrl-C reaches this process only, which then stops the server cleanly (Jupyter's
+        # own Ctrl-C handler would ask a question in the log nobody reads).
+        server = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    try:
+        url = wait_for_url(server, Path(jupyter_runtime_dir()), page=page)
+        if url is None:
+            code = stop(server)
+            tail = log_path.read_text(errors="replace").splitlines()[-25:]
+            say(f"JupyterLab did not start (exit code {code}); the end of {shown}:\n" + "\n".join(tail))
+            return code or 1
+        say(f"JupyterLab is running {what} (its log: {shown}); Ctrl-C stops it. Open this URL:")
+        print(url, flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        say("stopping JupyterLab")
+        stop(server)
+        return 0
+
+
 def main(argv: list[str], root: Path = ROOT) -> int:
     notes = workcopy.sync(root)
     new = [n for n in notes if n.kind == "new"]
@@ -91,32 +123,8 @@ def main(argv: list[str], root: Path = ROOT) -> int:
     for note in notes:
         if note.kind == "release":
             say(str(note))
-    env = student_environment()
-    log_path = root / LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log:
-        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} ./course start\n")
-        log.flush()
-        # A session of its own: Ctrl-C reaches this process only, which then stops the server cleanly (Jupyter's
-        # own Ctrl-C handler would ask a question in the log nobody reads).
-        server = subprocess.Popen(lab_command(root, argv), cwd=root, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    try:
-        url = wait_for_url(server, Path(jupyter_runtime_dir()))
-        if url is None:
-            code = stop(server)
-            tail = log_path.read_text(errors="replace").splitlines()[-25:]
-            say(f"JupyterLab did not start (exit code {code}); the end of {LOG}:\n" + "\n".join(tail))
-            return code or 1
-        say(f"JupyterLab is running on {workcopy.WORK}/ (its log: {LOG}); Ctrl-C stops it. Open this URL:")
-        print(url, flush=True)
-        return server.wait()
-    except KeyboardInterrupt:
-        say("stopping JupyterLab")
-        stop(server)
-        return 0
+    return serve(lab_command(root / workcopy.WORK, argv), root, root / LOG, student_environment(),
+                 f"on {workcopy.WORK}/")
 
 
 if __name__ == "__main__":
