@@ -109,9 +109,18 @@ def test_the_launcher_puts_the_student_settings_first_and_serves_the_working_cop
     env = start.student_environment({"JUPYTER_CONFIG_PATH": "/elsewhere", "OTHER": "1"})
     assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(start.STUDENT_CONFIG), "/elsewhere"]
     assert start.student_environment({})["JUPYTER_CONFIG_PATH"] == str(start.STUDENT_CONFIG)
-    command = start.lab_command(tmp_path, ["--port", "9999"])
+    command = start.lab_command(tmp_path / "work", ["--port", "9999"])
     assert command[:3] == [sys.executable, "-m", "jupyterlab"] and command[-2:] == ["--port", "9999"]
     assert f"--ServerApp.root_dir={tmp_path / 'work'}" in command and "--no-browser" in command
+
+
+def test_the_instructors_launcher_takes_the_student_settings_off_and_serves_the_course_root():
+    from tools import formgrader
+
+    elsewhere = os.pathsep.join([str(start.STUDENT_CONFIG), "/elsewhere"])
+    assert formgrader.instructor_environment({"JUPYTER_CONFIG_PATH": elsewhere})["JUPYTER_CONFIG_PATH"] == "/elsewhere"
+    text = (ROOT / "course").read_text()
+    assert "exec python -m tools.formgrader \"$@\"" in text
 
 
 def test_student_settings_hide_the_instructor_tools_and_the_news():
