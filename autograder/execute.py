@@ -102,7 +102,7 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self.private_folder:
-            shutil.rmtree(self.private_folder, ignore_errors=True)
+            sandbox.remove_tree(self.private_folder)
             self.private_folder = None
             sandbox.sweep()  # a launcher killed with its kernel (shutdown_kernel(now=True)) leaves its cgroup
 
@@ -226,7 +226,8 @@ class KernelChannel(remote.Channel):
             listener.bind(path)
             os.chmod(path, 0o666)  # the folder is private to the kernel's user; the kernel may run as another
             listener.listen(1)
-            self.serving = self.client.kc.execute(f"__course_agent__.serve({path!r})", silent=True,
+            inside = str(sandbox.SOCKETS / os.path.basename(path))  # the folder's path in the sandbox
+            self.serving = self.client.kc.execute(f"__course_agent__.serve({inside!r})", silent=True,
                                                   store_history=False, allow_stdin=False, stop_on_error=False)
             self._wait(listener, "the agent to connect")
             self.connection, _ = listener.accept()
@@ -490,6 +491,7 @@ class GradeOutsideKernel(Execute):
             if cpu_reason:
                 self._record_failure(cell, cpu_reason)
             cell.outputs = [from_dict(kept) for kept in map(feedback.inert_data, cell.outputs) if kept]
+            _plain_counts(cell)
         self._record_failure(cell, reason)
         return cell, resources
 
@@ -545,7 +547,22 @@ class GradeOutsideKernel(Execute):
 
     # --- outputs ------------------------------------------------------------------------------------------------------
 
+    def _update_display_id(self, display_id, msg):
+        """Nothing: a display is never rewritten after it arrived (an update would skip the caps and the filter
+        that ``output`` applies; the stored notebook keeps the first version)."""
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Nothing: no widget state is stored and no output widget captures outputs (both would skip the caps)."""
+
     def output(self, outs, msg, display_id, cell_index):
+        if msg.get("msg_type") in ("display_data", "execute_result"):
+            kept = feedback.inert_data({"output_type": msg["msg_type"], **msg.get("content", {})})
+            if kept is None:
+                return None
+            content = {**msg["content"], "data": kept["data"], "metadata": {}}
+            if "execution_count" in content and type(content["execution_count"]) is not int:
+                content["execution_count"] = None  # any JSON may come; a notebook holds an integer or null
+            msg = {**msg, "content": content}
         size = _message_bytes(msg)
         cell = self.nb.cells[cell_index]
         where = _grade_id(cell) or f"student cell {cell.get('id', cell_index)}"
@@ -566,6 +583,18 @@ class GradeOutsideKernel(Execute):
         self.cell_bytes = getattr(self, "cell_bytes", 0) + size
         self.notebook_bytes += size
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _plain_counts(cell) -> None:
+    """The cell's and its outputs' execution counts as integers or None (a kernel may send any JSON there, and
+    the pages that show notebooks print them as they are)."""
+    def plain(count):
+        return count if type(count) is int else None
+
+    cell.execution_count = plain(cell.get("execution_count"))
+    for output in cell.get("outputs", []):
+        if "execution_count" in output:
+            output["execution_count"] = plain(output["execution_count"])
 
 
 def _message_bytes(msg: dict) -> int:

@@ -12,6 +12,11 @@ That launcher starts ipykernel under bubblewrap (Debian's ``bwrap``) with:
 - an empty working and home folder, /tmp and /dev/shm, each memory of a fixed size (``disk_mb``), discarded
   afterwards: nothing the kernel writes reaches the host's disk, and the launcher itself writes nothing there;
 - an isolated Python start (``python -I``: no working folder on sys.path, no PYTHON* variables);
+- writes confined by Landlock (``CONFINE``, applied before ipykernel starts, inherited by every process of the
+  submission): files, folders, links and renames only beneath the working folder, /tmp and /dev/shm (the bounded
+  memory above); in the kernel's socket folder, which is the host's, only the kernel's own sockets; in /dev only
+  writes to the existing devices. Where the host's kernel has no Landlock the launcher says so and the kernel
+  runs without it (the README says what that leaves open);
 - one CPU core: the sandbox is pinned to core ``COURSE_SANDBOX_CPU`` (an index modulo the cores this process may
   use; the grading command gives each worker its own core, or, with fewer workers than cores, alternates them),
   and a seccomp filter makes ``sched_setaffinity`` fail inside, so no process of the submission can leave it;
@@ -53,6 +58,9 @@ UID_BASE, UID_SPAN = 200_000, 100_000  # as root, each kernel runs as a uid of i
 DEFAULTS = {"memory_mb": 2048, "max_processes": 64, "wall_seconds": 900, "file_mb": 64, "open_files": 256,
             "disk_mb": 128, "cpu_seconds": 900}
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Where the kernel's private socket folder (a folder of the host's) appears inside the sandbox: outside /tmp, the
+# working folder and /dev/shm, so that Landlock lets the kernel make only sockets there (``CONFINE``).
+SOCKETS = Path("/run/course-sockets")
 OWNED_PREFIXES = ("course-sandbox-", "course-kernel-", "course-grading-", "course-gradebook-")
 
 # Reference answers guarded while an assignment is graded: module -> functions that raise when a notebook cell calls
@@ -173,6 +181,18 @@ def _tag_alive(tag: str) -> bool:
     return pid.isdigit() and process_tag(int(pid)) == tag
 
 
+def remove_tree(path: Path | str) -> None:
+    """Remove a folder and everything in it, whatever it holds: Python's rmtree recurses once per level and stops
+    at folders without permissions; then coreutils (iterative) makes every folder the owner's and removes it."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+    except (OSError, RecursionError):
+        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+
+
 def owned_tempdir(prefix: str) -> Path:
     """A private temporary folder whose name says which process owns it (``sweep`` removes it once it is gone)."""
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{process_tag()}-"))
@@ -193,7 +213,7 @@ def sweep(folder: Path | None = None) -> list[Path]:
         for path in folder.glob(f"{prefix}*"):
             tag = _owner_tag(path.name, prefix)
             if tag and not _tag_alive(tag) and path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
                 removed.append(path)
     for group in Cgroup.stale():
         group.remove()
@@ -485,7 +505,7 @@ def bwrap_command(argv: list[str], connection: bytes | None, cwd: Path, runtime_
                 "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     etc = [Path(p) for p in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts") if Path(p).exists()]
     made: set[Path] = set()
-    for path in read_only + etc + [runtime_dir, cwd]:
+    for path in read_only + etc + [SOCKETS, cwd]:
         for parent in _ancestors(path):  # bubblewrap would create missing parents with mode 0700
             inside_bound = any(parent == p or p in parent.parents for p in read_only)
             if parent not in made and not inside_bound and parent != Path("/tmp"):
@@ -498,7 +518,7 @@ def bwrap_command(argv: list[str], connection: bytes | None, cwd: Path, runtime_
     for path, text in masked_files(assignment).items():
         fds.append(_memfd(path.name, text))
         command += ["--perms", "0444", "--ro-bind-data", str(fds[-1]), str(path)]
-    command += ["--bind", str(runtime_dir), str(runtime_dir), "--perms", "1777", "--size", size, "--tmpfs", str(cwd)]
+    command += ["--bind", str(runtime_dir), str(SOCKETS), "--perms", "1777", "--size", size, "--tmpfs", str(cwd)]
     if connection is not None:
         fds.append(_memfd("kernel.json", connection))
         command += ["--perms", "0444", "--ro-bind-data", str(fds[-1]), str(cwd / ".kernel.json")]
@@ -523,6 +543,47 @@ def bwrap_command(argv: list[str], connection: bytes | None, cwd: Path, runtime_
 
 
 NICE = 10  # the sandbox's priority below the grader's own processes (which grade every submission)
+
+# Run inside the sandbox as ``python -I -c CONFINE <socket folder> <working folder> <program> <args...>``: restrict
+# writes with Landlock (syscalls 444-446 on every architecture), then exec the program. Rights (Linux's
+# include/uapi/linux/landlock.h): 1 WRITE_FILE, 4 REMOVE_DIR, 5 REMOVE_FILE, 6 MAKE_CHAR, 7 MAKE_DIR, 8 MAKE_REG,
+# 9 MAKE_SOCK, 10 MAKE_FIFO, 11 MAKE_BLOCK, 12 MAKE_SYM, 13 REFER (ABI 2), 14 TRUNCATE (ABI 3); reading is not
+# restricted.
+CONFINE = r"""
+import ctypes, os, struct, sys
+sockets, cwd, program = sys.argv[1], sys.argv[2], sys.argv[3:]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+if abi < 1:
+    sys.stderr.write("course sandbox: no Landlock in this kernel: writes are not confined to the sandbox's "
+                     "bounded folders\n")
+else:
+    bit = lambda *n: sum(1 << i for i in n)
+    write = bit(1, 4, 5, 6, 7, 8, 9, 10, 11, 12) | (bit(13) if abi >= 2 else 0) | (bit(14) if abi >= 3 else 0)
+    ruleset = libc.syscall(444, ctypes.c_char_p(struct.pack("=Q", write)), ctypes.c_size_t(8), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise SystemExit(f"course sandbox: Landlock ruleset: {os.strerror(ctypes.get_errno())}")
+    rules = [(cwd, write), ("/tmp", write), ("/dev/shm", write), (sockets, bit(9)),
+             ("/dev", bit(1) | (bit(14) if abi >= 3 else 0))]
+    for path, allowed in rules:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        rule = ctypes.c_char_p(struct.pack("=Qi", allowed, fd))
+        if libc.syscall(445, ruleset, ctypes.c_int(1), rule, ctypes.c_uint32(0)) < 0:
+            raise SystemExit(f"course sandbox: Landlock rule for {path}: {os.strerror(ctypes.get_errno())}")
+        os.close(fd)
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, which Landlock requires of an unprivileged process
+    if libc.syscall(446, ruleset, ctypes.c_uint32(0)) < 0:
+        raise SystemExit(f"course sandbox: Landlock: {os.strerror(ctypes.get_errno())}")
+    os.close(ruleset)
+os.execv(program[0], program)
+"""
+
+
+def confined(argv: list[str], sockets: Path, cwd: Path) -> list[str]:
+    """``argv`` started inside the sandbox through ``CONFINE``: writes confined by Landlock to ``cwd``, /tmp and
+    /dev/shm, and to making sockets in ``sockets`` (paths inside the sandbox)."""
+    return [str(Path(sys.prefix) / "bin" / "python"), "-I", "-c", CONFINE, str(sockets), str(cwd), *argv]
 
 
 def _set_limits(memory_mb: int, max_processes: int, file_mb: int, open_files: int, cpu_seconds: int,
@@ -568,10 +629,11 @@ def run_kernel(connection_file: Path) -> int:
     if uid is not None:  # the kernel's own uid creates its sockets in the kernel's private folder
         os.chown(runtime_dir, uid, uid)
     # -I: isolated start (no cwd on sys.path, no PYTHON* variables, no user site-packages)
-    kernel = [str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "ipykernel_launcher", "-f",
-              str(cwd / ".kernel.json")]
+    kernel = confined([str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "ipykernel_launcher", "-f",
+                       str(cwd / ".kernel.json")], SOCKETS, cwd)
     # The working folder starts empty: nothing of the submission's folder (nor the graded notebook) is in view.
-    command, fds = bwrap_command(kernel, connection_file.read_bytes(), cwd, runtime_dir, assignment, uid,
+    inside = dict(info, ip=str(SOCKETS / Path(info["ip"]).name))  # the same sockets, by their path inside
+    command, fds = bwrap_command(kernel, json.dumps(inside).encode(), cwd, runtime_dir, assignment, uid,
                                  limits["disk_mb"], limits["max_processes"])
     cgroup = Cgroup.create(limits["max_processes"])
     core = sandbox_core()

@@ -160,8 +160,8 @@ def test_a_kernel_for_another_assignment_or_waiting_too_long_is_ended_not_used(f
     assert execute.KernelAhead.take(ASSIGNMENT) is None and _FakeManager.instances[1].ended
 
 
-def test_a_real_kernel_started_ahead_sees_no_submission(tmp_path):
-    """The sandboxed kernel started ahead: an empty working folder, nothing run in it, nothing of the course."""
+def _in_a_real_kernel(folder: Path, code: str) -> str:
+    """What ``code`` prints in a sandboxed kernel started ahead for ``folder`` (its reply must be ok)."""
     if shutil.which("bwrap") is None:
         if os.environ.get("CI"):
             pytest.fail("bubblewrap is not installed")
@@ -169,9 +169,6 @@ def test_a_real_kernel_started_ahead_sees_no_submission(tmp_path):
     from jupyter_core.utils import run_sync
 
     grade.sandbox.install_kernelspec()
-    folder = tmp_path / "kernel" / ASSIGNMENT
-    folder.mkdir(parents=True)
-    (folder / "planted.txt").write_text("host file")
     execute.KernelAhead.waiting, execute.KernelAhead.started = None, []
     seen = []
     try:
@@ -180,16 +177,57 @@ def test_a_real_kernel_started_ahead_sees_no_submission(tmp_path):
         client = manager.client()
         client.start_channels()
         run_sync(client.wait_for_ready)(timeout=120)
-        reply = run_sync(client.execute_interactive)(
-            "import os\nprint(sorted(os.listdir('.')), len(In), sorted(k for k in globals() if not k.startswith('_')"
-            " and k not in ('In', 'Out', 'get_ipython', 'exit', 'quit', 'open')))", timeout=60,
-            output_hook=lambda msg: seen.append(msg))
+        reply = run_sync(client.execute_interactive)(code, timeout=60, output_hook=lambda msg: seen.append(msg))
         client.stop_channels()
+        private = Path(manager.private_folder)
+        left = sorted(p.name for p in private.iterdir() if not p.is_socket())
     finally:
         execute.KernelAhead.end_all()
         execute.KernelAhead.waiting, execute.KernelAhead.started = None, []
-    assert reply["content"]["status"] == "ok"
-    text = "".join(m["content"].get("text", "") for m in seen if m["msg_type"] == "stream")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert left == ["kernel.json"], left  # nothing but the connection file and the kernel's sockets
+    return "".join(m["content"].get("text", "") for m in seen if m["msg_type"] == "stream")
+
+
+def test_a_real_kernel_writes_only_into_its_bounded_folders(tmp_path):
+    """The kernel's socket folder is the host's: there the kernel makes sockets only (no files, folders, links);
+    elsewhere it writes only in its working folder and /tmp, which are memory of a fixed size."""
+    folder = tmp_path / "kernel" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    text = _in_a_real_kernel(folder, f"""
+import os, socket
+sockets = {str(grade.sandbox.SOCKETS)!r}
+def attempt(name, act):
+    try:
+        act()
+        print(name, "written")
+    except OSError:
+        print(name, "refused")
+def make_socket():
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sockets + "/mine.sock")
+    s.close()
+attempt("file", lambda: open(sockets + "/fill", "w").write("x"))
+attempt("folder", lambda: os.mkdir(sockets + "/deep"))
+attempt("link", lambda: os.symlink("/etc/passwd", sockets + "/agent-1.sock"))
+attempt("rename", lambda: os.rename(sockets + "/" + sorted(os.listdir(sockets))[0], sockets + "/moved"))
+attempt("socket", make_socket)
+attempt("root", lambda: open("/planted", "w").write("x"))
+attempt("cwd", lambda: open("mine.txt", "w").write("x"))
+attempt("tmp", lambda: open("/tmp/mine.txt", "w").write("x"))
+""")
+    assert text.split("\n")[:-1] == ["file refused", "folder refused", "link refused", "rename refused",
+                                     "socket written", "root refused", "cwd written", "tmp written"], text
+
+
+def test_a_real_kernel_started_ahead_sees_no_submission(tmp_path):
+    """The sandboxed kernel started ahead: an empty working folder, nothing run in it, nothing of the course."""
+    folder = tmp_path / "kernel" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / "planted.txt").write_text("host file")
+    text = _in_a_real_kernel(folder,
+        "import os\nprint(sorted(os.listdir('.')), len(In), sorted(k for k in globals() if not k.startswith('_')"
+        " and k not in ('In', 'Out', 'get_ipython', 'exit', 'quit', 'open')))")
     # its own connection file and IPython folder only (the sandbox's working folder is memory of its own)
     assert text.strip() == "['.ipython', '.kernel.json'] 2 ['os']", text
 
