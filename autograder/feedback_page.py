@@ -78,16 +78,29 @@ def _safe_attribute(tag: str, name: str, value: str) -> bool:
     return tag in ("th", "td") and name == "align"
 
 
+MARKDOWN_CHARACTERS = 100_000  # a markdown cell longer than this is shown as text
+MARKDOWN_TABLE_ROWS = 1_000  # and one with more table rows (the allowlist's HTML parser slows down on tables)
+
+
 def safe_markdown(source: str, attachments: dict | None = None) -> str:
     """Markdown ``source`` as HTML with only inert content: nbconvert's renderer (``attachments``, a cell's
     ``{name: {mime: base64}}``, inlined where the text says ``attachment:name``), then an allowlist (tags not on it
-    are escaped, so what was written stays readable)."""
+    are escaped, so what was written stays readable). A cell over ``MARKDOWN_CHARACTERS`` or
+    ``MARKDOWN_TABLE_ROWS`` is shown as plain text instead, its first characters only."""
+    import html as html_module
+
     import bleach
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
-    renderer = IPythonRenderer(escape=False, attachments=dict(attachments or {}))
-    html = MarkdownWithMath(renderer=renderer).render(str(source))
-    return bleach.clean(html, tags=SAFE_TAGS, attributes=_safe_attribute, protocols=SAFE_PROTOCOLS)
+    source = str(source)
+    if len(source) <= MARKDOWN_CHARACTERS:
+        renderer = IPythonRenderer(escape=False, attachments=dict(attachments or {}))
+        html = MarkdownWithMath(renderer=renderer).render(source)
+        if html.count("<tr") <= MARKDOWN_TABLE_ROWS:
+            return bleach.clean(html, tags=SAFE_TAGS, attributes=_safe_attribute, protocols=SAFE_PROTOCOLS)
+    shown = html_module.escape(source[:MARKDOWN_CHARACTERS])
+    return (f"<p><em>(a markdown cell of {len(source)} characters, shown as text"
+            f"{', cut' if len(source) > MARKDOWN_CHARACTERS else ''})</em></p><pre>{shown}</pre>")
 
 
 @jinja2.pass_context

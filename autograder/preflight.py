@@ -28,6 +28,7 @@ import json
 import math
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,10 @@ import nbformat
 SIZE_LIMIT_BYTES = 5 << 20  # over this, outputs are dropped
 READ_LIMIT_BYTES = 32 << 20  # over this, the file is not parsed at all
 DEPTH_LIMIT = 64  # nesting of JSON arrays and objects (a notebook needs about 10; outputs' JSON data a few more)
+CELL_LIMIT = 3_000  # cells in a notebook (the course's have about 130)
+# The notebook-level metadata a submission keeps; the rest (widget state, the grader's own ``course`` record, titles)
+# is dropped before any step reads it: the grader writes ``course``, and pages that show a notebook print widget state.
+NOTEBOOK_METADATA = ("kernelspec", "language_info")
 # nbgrader's cell metadata: key -> the types its value may have (bool is not a number here)
 NBGRADER_TYPES = {"grade_id": (str,), "points": (int, float), "grade": (bool,), "solution": (bool,),
                   "locked": (bool,), "task": (bool,), "schema_version": (int,), "checksum": (str,),
@@ -72,6 +77,9 @@ def bounded(path: Path, read_limit: int = READ_LIMIT_BYTES, depth_limit: int = D
     depth = json_depth(raw)
     if depth > depth_limit:
         raise Rejected(f"rejected: JSON nested {depth} levels deep (at most {depth_limit}); not a notebook")
+    cells = raw.count(b'"cell_type"')  # every cell has one; a string inside a string has its quotes escaped
+    if cells > CELL_LIMIT:
+        raise Rejected(f"rejected: {cells} cells (at most {CELL_LIMIT}); not a notebook of this course")
     return raw
 
 
@@ -100,7 +108,7 @@ def check_metadata_types(cells: list, reasons: list[str]) -> None:
         problem = metadata_problem(metadata["nbgrader"])
         if problem:
             where = cell.get("id") if isinstance(cell.get("id"), str) else index
-            reasons.append(f"cell {str(where)[:40]!r}: nbgrader metadata malformed ({problem}); removed")
+            reasons.append(f"cell {printable(str(where)[:40])!r}: nbgrader metadata malformed ({problem}); removed")
             del metadata["nbgrader"]
 
 
@@ -117,6 +125,23 @@ class Preflight:
 
 def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def keep_notebook_metadata(nb, reasons: list[str]) -> None:
+    """Drop the notebook-level metadata other than ``NOTEBOOK_METADATA``; a grader's record or widget state in
+    the file is noted as a reason."""
+    for key in [k for k in nb.metadata if k not in NOTEBOOK_METADATA]:
+        if key in ("course", "widgets"):
+            reasons.append(f"notebook metadata {key!r} in the file: removed (only the grader writes it)"
+                           if key == "course" else "notebook metadata 'widgets' in the file: removed")
+        del nb.metadata[key]
+
+
+def printable(text, limit: int | None = 80) -> str:
+    """``text`` with control characters (terminal escapes, carriage returns) written as escapes, cut at ``limit``
+    characters (None: whole)."""
+    text = str(text)[:limit]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) -> Preflight:
@@ -138,8 +163,9 @@ def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) ->
             return Preflight(None, reasons + ["rejected: still over the size limit without outputs"])
     raw_ids = [c.get("id") for c in data.get("cells", []) if isinstance(c, dict) and c.get("id")] \
         if isinstance(data, dict) and isinstance(data.get("cells"), list) else []
-    reasons += [f"duplicated cell id '{i}': the copy was given a new id" for i in sorted({i for i in raw_ids
-                                                                                          if raw_ids.count(i) > 1})]
+    counts = Counter(i for i in raw_ids if isinstance(i, str))
+    reasons += [f"duplicated cell id {printable(i)!r}: the copy was given a new id"
+                for i in sorted(i for i, n in counts.items() if n > 1)]
     try:
         with warnings.catch_warnings():  # nbformat renames duplicated cell ids (recorded above)
             warnings.simplefilter("ignore")
@@ -149,6 +175,7 @@ def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) ->
         return Preflight(None, reasons + [f"rejected: not a valid notebook ({error.__class__.__name__})"])
     release = nbformat.read(release_path, as_version=4)
     check_metadata_types(nb.cells, reasons)
+    keep_notebook_metadata(nb, reasons)
     nb.cells = _repair_cells(nb.cells, release.cells, reasons)
     nb.metadata["kernelspec"] = copy.deepcopy(release.metadata.get("kernelspec", {}))
     record_notes(nb, reasons)
@@ -163,7 +190,7 @@ def _repair_cells(cells: list, reference: list, reasons: list[str]) -> list:
     for cell in cells:
         grade_id = _grade_id(cell)
         if grade_id and (grade_id not in expected or grade_id in seen):
-            reasons.append(f"cell '{grade_id}' is a copy or unknown: graded as ungraded student text")
+            reasons.append(f"cell '{printable(grade_id)}' is a copy or unknown: graded as ungraded student text")
             cell.metadata.pop("nbgrader", None)
         elif grade_id:
             seen.add(grade_id)
@@ -315,6 +342,7 @@ def _make_stock_steps():
         def preprocess(self, nb, resources):
             reasons: list[str] = []
             check_metadata_types(nb.cells, reasons)
+            keep_notebook_metadata(nb, reasons)
             record_reasons(nb, reasons, self.log)
             return nb, resources
 

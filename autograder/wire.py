@@ -16,8 +16,8 @@ What can cross:
 | an object sent by the other side        | ``{"$sent": n}`` (the receiver's own object ``n``)                |
 | anything else (kernel side only)        | ``{"$handle": {"id", "type"}}``: it stays in the kernel           |
 
-Decoding is strict: unknown tags, dtypes or classes, more than ``MAX_DEPTH`` levels of nesting and messages over
-``MAX_BYTES`` are errors (``WireError``); arrays are copied out of the message, never views of foreign memory.
+Decoding is strict: unknown tags, dtypes or classes, more than ``MAX_DEPTH`` levels of nesting, messages over
+``MAX_BYTES`` or with more than ``MAX_CONTAINERS`` arrays and objects are errors (``WireError``); arrays are copied out of the message, never views of foreign memory.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import numpy as np
 
 MAX_BYTES = 64 << 20
 MAX_DEPTH = 64
+MAX_CONTAINERS = 100_000  # arrays and objects in one message (arrays travel as base64: a reply needs a few dozen)
 DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
           "float64", "complex64", "complex128"}
 BIT_GENERATORS = {"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"}
@@ -322,6 +323,8 @@ def dumps(data) -> str:
 def loads(text: str):
     if type(text) is not str or len(text) > MAX_BYTES:
         raise WireError("message missing or over the size limit")
+    if text.count("[") + text.count("{") > MAX_CONTAINERS:  # counted before parsing, which would cost far more
+        raise WireError(f"a message of over {MAX_CONTAINERS} arrays and objects")
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as error:

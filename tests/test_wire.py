@@ -94,6 +94,8 @@ def test_deep_nesting_and_oversized_messages_are_refused():
         wire.Decoder().decode(nested)
     with pytest.raises(wire.WireError):
         wire.loads("x" * (wire.MAX_BYTES + 1))
+    with pytest.raises(wire.WireError, match="arrays and objects"):  # cheap to send, costly to parse
+        wire.loads('{"ok": [' + "[]," * wire.MAX_CONTAINERS + "[]]}")
 
 
 def test_handles_inside_a_helpers_object_are_refused():
