@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from autograder.preflight import printable
+
 CANVAS = re.compile(r"^(?P<name>[^\W_]+)(?:_(?P<late>late))?_(?P<lms_id>\d+)_(?P<submission>\d+)_(?P<file>.+)$",
                     flags=re.I)
 MOODLE_FILE = re.compile(r"^(?P<name>.+?)_(?P<lms_id>\d+)_assignsubmission_[a-z]+_(?P<file>.+)$")
@@ -161,14 +163,24 @@ def owner_from_regexp(name: str, regexp: str) -> Owner | None:
 
 
 def lms_owner(parts: tuple[str, ...], regexp: str | None) -> Owner | None:
-    """The owner the file's own name or its nearest named folder states, or None for a plain layout."""
+    """The owner an LMS name on the path states (the outermost: a folder the LMS named decides over the name of a
+    file in it, which the student chose), or None for a plain layout."""
     if regexp and (owner := owner_from_regexp(parts[-1], regexp)):
         return owner
-    for depth in range(len(parts) - 1, -1, -1):
+    for depth in range(len(parts)):
         owner = owner_from_name(parts[depth], is_file=depth == len(parts) - 1)
         if owner:
             return owner
     return None
+
+
+def named_inside_a_folder(files: list[Found], names: set[str]) -> list[Found]:
+    """Files owned by their own LMS-style name although they lie in a folder below those that hold everyone's
+    work (a student folder): a student may name an upload after another; the folder decides."""
+    folders = {id(f): student_folders(Path(f.relative).parts, names) for f in files if f.is_notebook}
+    shared = common_prefix(list(folders.values()))
+    return [f for f in files if f.owner and f.owner.file and id(f) in folders and len(folders[id(f)]) > len(shared)
+            and not any(owner_from_name(part, is_file=False) for part in folders[id(f)])]
 
 
 def student_folders(parts: tuple[str, ...], names: set[str]) -> list[str]:
@@ -270,11 +282,13 @@ def parse_time(text: str) -> datetime | None:
 
 
 def submitted_time(f: Found) -> datetime:
-    """When the file was handed in: the layout's time, nbgrader's timestamp.txt beside it, else the file's time."""
+    """When the file was handed in: the layout's time, nbgrader's timestamp.txt beside it (in nbgrader's and the
+    exchange's layouts only: in any other folder it is a file the student handed in), else the file's time."""
     if f.owner and f.owner.timestamp:
         return f.owner.timestamp
     stamp = f.path.parent / "timestamp.txt"
-    if stamp.is_file() and (when := parse_time(stamp.read_text())):
+    trusted = f.owner is not None and f.owner.layout in ("nbgrader", "exchange")
+    if trusted and stamp.is_file() and (when := parse_time(stamp.read_text(errors="replace")[:100])):
         return when
     return datetime.fromtimestamp(f.path.stat().st_mtime, tz=timezone.utc).replace(microsecond=0)
 
@@ -370,6 +384,9 @@ def collect(folder: Path, root: Path, names: list[str], assignment: str | None =
             f.owner = lms_owner(parts, regexp)
         files.append(f)
     candidates = [f for f in files if f.outcome == "submission"]
+    for f in named_inside_a_folder(candidates, set(names)):
+        f.notes.append(f"its name says {f.owner.name}, but it is in a student's folder: graded as that folder's")
+        f.owner = None
     folder_owners([f for f in candidates if f.owner is None], set(names))
     candidates = [f for f in candidates if f.outcome == "submission"]
     released = None
@@ -419,5 +436,5 @@ def details(collection: Collection) -> list[str]:
     for f in collection.files:
         if f.outcome in ("superseded", "skipped"):
             who = f"{f.student} {f.assignment}: " if f.student else ""
-            lines.append(f"  {f.outcome}: {who}{f.relative}: {f.detail}")
+            lines.append(printable(f"  {f.outcome}: {who}{f.relative}: {f.detail}", None))  # names are anyone's
     return lines

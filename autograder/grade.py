@@ -419,8 +419,9 @@ def write_files_csv(collection: collect.Collection, results: dict[tuple[str, str
                 outcome = results[key].status
                 total = gradebook.points(table[key].total) if key in table else ""
                 detail = "; ".join(results[key].reasons)
-            writer.writerow([f.relative, outcome, f.student, f.assignment,
-                             f"{f.timestamp:%Y-%m-%d %H:%M:%S}" if f.timestamp else "", total, detail])
+            writer.writerow([gradebook.text_field(f.relative), outcome, gradebook.text_field(f.student or ""),
+                             f.assignment, f"{f.timestamp:%Y-%m-%d %H:%M:%S}" if f.timestamp else "", total,
+                             gradebook.text_field(detail or "")])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -143,6 +143,15 @@ def cell_order(path: Path = GRADEBOOK) -> list[str]:
                 for notebook in assignment.notebooks for cell in notebook.grade_cells]
 
 
+def text_field(value) -> str:
+    """Free text (a student id, a file name, reasons) as a CSV field or table column shows it: control characters
+    written as escapes, and a leading ``= + - @`` quoted so that a spreadsheet does not read a formula."""
+    from autograder.preflight import printable
+
+    text = printable(value, None)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def write_csv(table: list[Row], path: Path, cells: list[str]) -> None:
     """The whole gradebook as CSV: one row per student and assignment; the fixed columns, then each cell's score."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,9 +159,9 @@ def write_csv(table: list[Row], path: Path, cells: list[str]) -> None:
         writer = csv.writer(handle)
         writer.writerow([*FIXED_COLUMNS, *cells])
         for r in table:
-            writer.writerow([r.student, r.assignment, r.status, points(r.autograded), points(r.manual),
-                             points(r.pending), points(r.total), points(r.max_score), r.timestamp, r.file,
-                             "; ".join(r.reasons), *(r.cells.get(c, "") for c in cells)])
+            writer.writerow([text_field(r.student), r.assignment, r.status, points(r.autograded), points(r.manual),
+                             points(r.pending), points(r.total), points(r.max_score), r.timestamp, text_field(r.file),
+                             text_field("; ".join(r.reasons)), *(r.cells.get(c, "") for c in cells)])
 
 
 def print_table(table: list[Row]) -> None:
@@ -162,8 +171,8 @@ def print_table(table: list[Row]) -> None:
     score_width = max(len("score"), *(len(r.score) for r in table)) + 2
     print(f"\n{'student':<{width}}{'assignment':<26}{'score':<{score_width}}{'status':<15}reasons")
     for r in table:
-        print(f"{r.student:<{width}}{r.assignment:<26}{r.score:<{score_width}}{r.status:<15}"
-              f"{'; '.join(r.reasons)[:200]}")
+        print(f"{text_field(r.student):<{width}}{r.assignment:<26}{r.score:<{score_width}}{r.status:<15}"
+              f"{text_field('; '.join(r.reasons))[:200]}")
 
 
 def export(path: Path = CSV, gradebook: Path = GRADEBOOK) -> list[Row]:

@@ -159,6 +159,27 @@ def test_one_students_folder_zipped_is_that_student(notebooks, tmp_path):
     assert _outcomes(_collect(export)) == {f"alice/{ASSIGNMENT}.ipynb": ("submission", "alice", ASSIGNMENT)}
 
 
+def test_a_file_named_after_another_student_belongs_to_the_folder_it_is_in(notebooks, tmp_path):
+    """A student's upload name is the student's choice: in a student's folder (or a folder the LMS named) the
+    folder decides, with a note; a timestamp.txt a student handed in says nothing about when."""
+    claim = f"{ASSIGNMENT}_victim_attempt_2099-12-31-23-59-59_{ASSIGNMENT}.ipynb"
+    export = _zip(tmp_path / "folders.zip", [
+        (f"victim/{ASSIGNMENT}.ipynb", notebooks["good"], MONDAY),
+        (f"mallory/{claim}", notebooks["blank"], TUESDAY),
+        (f"mallory/{ASSIGNMENT}.ipynb", notebooks["partial"], MONDAY),
+        ("mallory/timestamp.txt", b"2001-02-03 04:05:06.000000 UTC", MONDAY),
+        (f"Eve Doe_1003_assignsubmission_file_/{claim}", notebooks["blank"], MONDAY)])
+    found = _collect(export)
+    assert {f.relative: (f.outcome, f.student) for f in found.files if f.is_notebook} == {
+        f"victim/{ASSIGNMENT}.ipynb": ("submission", "victim"),
+        f"mallory/{claim}": ("submission", "mallory"),
+        f"mallory/{ASSIGNMENT}.ipynb": ("superseded", "mallory"),
+        f"Eve Doe_1003_assignsubmission_file_/{claim}": ("submission", "eve-doe")}
+    planted = next(f for f in found.files if f.relative == f"mallory/{claim}")
+    assert any("in a student's folder" in note for note in planted.notes), planted.notes
+    assert all(f.timestamp.year > 2001 for f in found.submissions)
+
+
 def test_blackboard_and_nbgrader_layouts(notebooks, tmp_path):
     found = _collect(blackboard_zip(tmp_path, notebooks))
     assert [(f.outcome, f.student) for f in found.files if f.is_notebook] == [("superseded", "jdoe"),
