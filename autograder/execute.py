@@ -280,13 +280,20 @@ class KernelChannel(remote.Channel):
                     self.end()
                     raise remote.KernelGone(self.client.kernel_gone)
 
+    DROP_AT_ONCE = 100  # messages dropped per look, so that a kernel sending without pause meets the deadline
+
     async def _drop_output(self) -> bool:
-        """Drop the kernel's output that has arrived; True when the serve request has already been answered."""
+        """Drop the kernel's output that has arrived (at most ``DROP_AT_ONCE`` messages); True when the serve
+        request has already been answered."""
         kc = self.client.kc
-        while await kc.iopub_channel.msg_ready():
+        for _ in range(self.DROP_AT_ONCE):
+            if not await kc.iopub_channel.msg_ready():
+                break
             await kc.iopub_channel.get_msg(timeout=0)
         ended = False
-        while await kc.shell_channel.msg_ready():
+        for _ in range(self.DROP_AT_ONCE):
+            if not await kc.shell_channel.msg_ready():
+                break
             msg = await kc.shell_channel.get_msg(timeout=0)
             ended = ended or msg.get("parent_header", {}).get("msg_id") == self.serving
         return ended
@@ -546,6 +553,16 @@ class GradeOutsideKernel(Execute):
             raise remote.CellTimeout(f"the test ran longer than {self.test_timeout} s")
 
     # --- outputs ------------------------------------------------------------------------------------------------------
+
+    async def async_start_new_kernel_client(self):
+        """nbclient's client, without its stdin channel: no request here allows input, and messages the kernel
+        sends there would only queue up in this process."""
+        kc = await super().async_start_new_kernel_client()
+        if kc.stdin_channel.is_alive():
+            kc.stdin_channel.stop()
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _update_display_id(self, display_id, msg):
         """Nothing: a display is never rewritten after it arrived (an update would skip the caps and the filter

@@ -78,6 +78,18 @@ def _safe_attribute(tag: str, name: str, value: str) -> bool:
     return tag in ("th", "td") and name == "align"
 
 
+OWN_IDS = "user-content-"  # before every id a student's text makes (formgrader finds its score boxes by id)
+
+
+def safe_html(html: str) -> str:
+    """``html`` with only the allowlist's inert tags and attributes; its ids (and the links to them) prefixed with
+    ``OWN_IDS``, so that no element a student made takes the id of one of the page's own."""
+    import bleach
+
+    cleaned = bleach.clean(str(html), tags=SAFE_TAGS, attributes=_safe_attribute, protocols=SAFE_PROTOCOLS)
+    return cleaned.replace(' id="', f' id="{OWN_IDS}').replace(' href="#', f' href="#{OWN_IDS}')
+
+
 MARKDOWN_CHARACTERS = 100_000  # a markdown cell longer than this is shown as text
 MARKDOWN_TABLE_ROWS = 1_000  # and one with more table rows (the allowlist's HTML parser slows down on tables)
 
@@ -89,7 +101,6 @@ def safe_markdown(source: str, attachments: dict | None = None) -> str:
     ``MARKDOWN_TABLE_ROWS`` is shown as plain text instead, its first characters only."""
     import html as html_module
 
-    import bleach
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
     source = str(source)
@@ -97,7 +108,7 @@ def safe_markdown(source: str, attachments: dict | None = None) -> str:
         renderer = IPythonRenderer(escape=False, attachments=dict(attachments or {}))
         html = MarkdownWithMath(renderer=renderer).render(source)
         if html.count("<tr") <= MARKDOWN_TABLE_ROWS:
-            return bleach.clean(html, tags=SAFE_TAGS, attributes=_safe_attribute, protocols=SAFE_PROTOCOLS)
+            return safe_html(html)
     shown = html_module.escape(source[:MARKDOWN_CHARACTERS])
     return (f"<p><em>(a markdown cell of {len(source)} characters, shown as text"
             f"{', cut' if len(source) > MARKDOWN_CHARACTERS else ''})</em></p><pre>{shown}</pre>")
@@ -121,7 +132,7 @@ class FeedbackExporter(HTMLExporter):
     def default_filters(self):
         yield from super().default_filters()
         yield from {"mathjax_offline": mathjax_offline, "points": points, "safe_markdown": safe_markdown_filter,
-                    "markdown2html": safe_markdown_filter}.items()
+                    "markdown2html": safe_markdown_filter, "clean_html": safe_html}.items()
 
 
 ACTIVE_TAGS = frozenset({"iframe", "frame", "object", "embed", "form", "base", "link", "meta", "applet", "audio",

@@ -687,7 +687,10 @@ def main(argv: list[str]) -> int:
         results = grade_all(submissions, args, limits, gradebooks)
         by_key = {(r.student, r.assignment): r for r in results}
         for s in submissions:
-            record(by_key[(s.student, s.assignment)], s, chosen[(s.student, s.assignment)], args.submissions)
+            try:
+                record(by_key[(s.student, s.assignment)], s, chosen[(s.student, s.assignment)], args.submissions)
+            except Exception as error:  # noqa: BLE001: one submission's record never ends the batch
+                by_key[(s.student, s.assignment)].reasons.append(f"not recorded ({type(error).__name__})")
     failures = [] if args.no_feedback else gradebook.regenerate_feedback(sorted(gradebooks))
     for failure in failures:
         print(f"grade: {failure}", file=sys.stderr)

@@ -127,6 +127,19 @@ def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def unreadable(data) -> str | None:
+    """Why parsed notebook JSON cannot be graded (too many cells however its keys are spelled, text that is not
+    Unicode: a lone surrogate), or None."""
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if isinstance(cells, list) and len(cells) > CELL_LIMIT:
+        return f"rejected: {len(cells)} cells (at most {CELL_LIMIT}); not a notebook of this course"
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "rejected: text that is not Unicode (an unpaired surrogate escape such as \\ud800)"
+    return None
+
+
 def keep_notebook_metadata(nb, reasons: list[str]) -> None:
     """Drop the notebook-level metadata other than ``NOTEBOOK_METADATA``; a grader's record or widget state in
     the file is noted as a reason."""
@@ -161,6 +174,9 @@ def check(path: Path, release_path: Path, size_limit: int = SIZE_LIMIT_BYTES) ->
         reasons.append(f"file of {len(raw) >> 20} MB is over the {size_limit >> 20} MB limit: outputs dropped")
         if len(json.dumps(data)) > size_limit:
             return Preflight(None, reasons + ["rejected: still over the size limit without outputs"])
+    problem = unreadable(data)
+    if problem:
+        return Preflight(None, reasons + [problem])
     raw_ids = [c.get("id") for c in data.get("cells", []) if isinstance(c, dict) and c.get("id")] \
         if isinstance(data, dict) and isinstance(data.get("cells"), list) else []
     counts = Counter(i for i in raw_ids if isinstance(i, str))
@@ -340,6 +356,9 @@ def _make_stock_steps():
         the release's); the reasons go to the notebook's metadata (``course.reasons``) and the log."""
 
         def preprocess(self, nb, resources):
+            problem = unreadable(nb)
+            if problem:  # nbgrader reports it as an error for this student and goes on
+                raise Rejected(problem)
             reasons: list[str] = []
             check_metadata_types(nb.cells, reasons)
             keep_notebook_metadata(nb, reasons)

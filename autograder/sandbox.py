@@ -21,7 +21,9 @@ That launcher starts ipykernel under bubblewrap (Debian's ``bwrap``) with:
   use; the grading command gives each worker its own core, or, with fewer workers than cores, alternates them),
   and a seccomp filter makes ``sched_setaffinity`` fail inside, so no process of the submission can leave it;
   where the launcher may create cgroups (root), the sandbox also gets a cgroup of its own with a CPU quota of one
-  core and ``pids.max``, removed with everything in it afterwards;
+  core, ``pids.max`` and, where the memory controller exists, the memory limit for all of its processes together
+  (shared memory and memfd files included, which the address-space limit misses), removed with everything in it
+  afterwards;
 - a lower priority (nice 10) than the grader's own processes: the grading of one submission (its tests, nbgrader's
   steps) goes first on a core where another submission's kernel is busy;
 - limits: address space (``--memory-mb``, default 2048), processes (``max_processes``, per sandbox: as root each
@@ -48,6 +50,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -379,6 +382,13 @@ def _memfd(name: str, data: bytes) -> int:
 
 # --- cgroups: a CPU quota of one core and a process limit, where the launcher may create them ----------------------
 
+def _controllers(folder: Path) -> list[str]:
+    try:
+        return (folder / "cgroup.controllers").read_text().split()
+    except OSError:
+        return []
+
+
 class Cgroup:
     """A cgroup of the sandbox's own (cgroup v1 ``cpu``, ``cpuacct`` and ``pids`` hierarchies, or cgroup v2 with
     those controllers enabled at the top): CPU quota of one core, ``pids.max``. ``create`` returns None where
@@ -399,10 +409,13 @@ class Cgroup:
             path = (CGROUP_ROOT / name).resolve()  # cpu and cpuacct are often one hierarchy
             if (path / "cgroup.procs").exists() and path not in found:
                 found.append(path)
+        memory = (CGROUP_ROOT / "memory").resolve()
+        if len(found) >= 2 and (memory / "cgroup.procs").exists() and memory not in found:
+            found.append(memory)  # where it exists: memory the address-space limit misses (memfd, shared memory)
         return found if len(found) >= 2 else []
 
     @classmethod
-    def create(cls, max_processes: int) -> "Cgroup | None":
+    def create(cls, max_processes: int, memory_mb: int | None = None) -> "Cgroup | None":
         try:
             hierarchies = cls.hierarchies()
         except OSError:
@@ -423,6 +436,10 @@ class Cgroup:
                     (folder / "cpu.cfs_quota_us").write_text("100000")
                 if (folder / "pids.max").exists():
                     (folder / "pids.max").write_text(str(max_processes))
+                if memory_mb and (folder / "memory.max").exists() and "memory" in _controllers(folder):
+                    (folder / "memory.max").write_text(str(memory_mb << 20))
+                if memory_mb and (folder / "memory.limit_in_bytes").exists():
+                    (folder / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
         except OSError:
             group.remove()
             return None
@@ -612,6 +629,22 @@ def limits_from_env() -> dict:
     return {key: int(os.environ.get(f"COURSE_SANDBOX_{key.upper()}", value)) for key, value in DEFAULTS.items()}
 
 
+ERROR_BYTES = 64 << 10  # of the sandbox's error output passed on to the grader's log; the rest is read and dropped
+
+
+def forward_errors(stream) -> None:
+    """Pass the sandbox's error output (bubblewrap's, the kernel's own) on to this process's, the first
+    ``ERROR_BYTES`` of it with control characters escaped: a submission writes there too."""
+    passed = 0
+    for line in iter(stream.readline, b""):
+        if passed < ERROR_BYTES:
+            text = line[:ERROR_BYTES - passed].decode(errors="replace").rstrip("\n")
+            sys.stderr.write("".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "\n")
+            sys.stderr.flush()
+            passed += len(line)
+    stream.close()
+
+
 def run_kernel(connection_file: Path) -> int:
     """Start ipykernel for ``connection_file`` inside the sandbox; returns its exit status."""
     limits = limits_from_env()
@@ -635,13 +668,15 @@ def run_kernel(connection_file: Path) -> int:
     inside = dict(info, ip=str(SOCKETS / Path(info["ip"]).name))  # the same sockets, by their path inside
     command, fds = bwrap_command(kernel, json.dumps(inside).encode(), cwd, runtime_dir, assignment, uid,
                                  limits["disk_mb"], limits["max_processes"])
-    cgroup = Cgroup.create(limits["max_processes"])
+    cgroup = Cgroup.create(limits["max_processes"], limits["memory_mb"])
     core = sandbox_core()
     parent = os.getppid()
     try:
-        process = subprocess.Popen(command, pass_fds=fds, preexec_fn=lambda: _set_limits(
+        process = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, preexec_fn=lambda: _set_limits(
             limits["memory_mb"], limits["max_processes"], limits["file_mb"], limits["open_files"],
             limits["cpu_seconds"], core, cgroup))
+        threading.Thread(target=forward_errors, args=(process.stderr,), daemon=True).start()
         for descriptor in fds:
             os.close(descriptor)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

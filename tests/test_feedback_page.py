@@ -10,7 +10,7 @@ import json
 import pytest
 from nbconvert.filters.markdown import markdown2html
 
-from autograder.feedback_page import live_content, own_scripts, safe_markdown
+from autograder.feedback_page import OWN_IDS, live_content, own_scripts, safe_html, safe_markdown
 from tools.paths import ROOT
 
 
@@ -25,7 +25,8 @@ def test_course_markdown_renders_as_it_would_without_the_allowlist():
     """Every markdown cell of the course comes out as nbconvert renders it (the allowlist writes ``<hr>``, not
     ``<hr />``)."""
     changed = [(name, source[:60]) for name, source in _course_markdown()
-               if safe_markdown(source) != markdown2html(source).replace(" />", ">")]
+               if safe_markdown(source) != markdown2html(source).replace(" />", ">").replace(' id="', f' id="{OWN_IDS}')
+               .replace(' href="#', f' href="#{OWN_IDS}')]
     assert not changed, changed[:3]
 
 
@@ -62,6 +63,14 @@ def test_safe_markdown_inlines_a_cells_attached_image_and_drops_an_attached_scri
     assert not live_content("<body>" + rendered)
 
 
+def test_no_element_a_student_makes_takes_an_id_of_the_page():
+    """Formgrader finds each score box by the grade id: a heading or raw HTML of that id must not capture it."""
+    for rendered in (safe_markdown('<h6 id="steps_to_converge">x</h6>\n\n## steps_to_converge\n\n[a](#b)'),
+                     safe_html('<div id="steps_to_converge"><h6 id="steps_to_converge">x</h6><a href="#b">a</a>')):
+        assert ' id="steps_to_converge"' not in rendered and f'id="{OWN_IDS}steps_to_converge"' in rendered, rendered
+        assert f'href="#{OWN_IDS}b"' in rendered, rendered
+
+
 def test_the_feedback_template_is_set_for_feedback_only():
     """Formgrader renders with an HTMLExporter of the course's configuration and its own template: the feedback
     page's template is set on FeedbackExporter, and both render markdown through the allowlist."""
@@ -76,6 +85,7 @@ def test_the_feedback_template_is_set_for_feedback_only():
     assert FeedbackExporter(config=config).template_name == TEMPLATE_NAME
     for exporter in (HTMLExporter(config=config), FeedbackExporter(config=config)):
         assert exporter.environment.filters["markdown2html"] is safe_markdown_filter
+        assert exporter.environment.filters["clean_html"] is safe_html
 
 
 @pytest.mark.parametrize("page", [

@@ -66,3 +66,18 @@ def test_markdown_too_long_or_with_too_many_table_rows_is_shown_as_text():
         shown = safe_markdown(source)
         assert shown.startswith("<p><em>(a markdown cell of") and "<table" not in shown
         assert not live_content("<body>" + shown)
+
+
+def test_cells_counted_however_spelled_and_unpaired_surrogates_are_rejected(tmp_path):
+    data = json.loads(RELEASE.read_text())
+    data["cells"] += [{"cell_type": "raw", "metadata": {}, "source": ""} for _ in range(preflight.CELL_LIMIT)]
+    text = json.dumps(data).replace('"cell_type"', '"cell\\u005ftype"')
+    path = tmp_path / "01-learning-rate.ipynb"
+    path.write_text(text)
+    result = preflight.check(path, RELEASE)
+    assert result.rejected and "cells (at most" in result.reasons[-1], result.reasons
+    data = json.loads(RELEASE.read_text())
+    data["cells"].append({"cell_type": "markdown", "id": "s", "metadata": {}, "source": "\ud800"})
+    path.write_text(json.dumps(data))  # json writes the escape, as any editor could
+    result = preflight.check(path, RELEASE)
+    assert result.rejected and "not Unicode" in result.reasons[-1], result.reasons
