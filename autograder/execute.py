@@ -577,8 +577,8 @@ class GradeOutsideKernel(Execute):
             if kept is None:
                 return None
             content = {**msg["content"], "data": kept["data"], "metadata": {}}
-            if "execution_count" in content and type(content["execution_count"]) is not int:
-                content["execution_count"] = None  # any JSON may come; a notebook holds an integer or null
+            if "execution_count" in content:
+                content["execution_count"] = _plain_count(content["execution_count"])
             msg = {**msg, "content": content}
         size = _message_bytes(msg)
         cell = self.nb.cells[cell_index]
@@ -602,16 +602,18 @@ class GradeOutsideKernel(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def _plain_counts(cell) -> None:
-    """The cell's and its outputs' execution counts as integers or None (a kernel may send any JSON there, and
-    the pages that show notebooks print them as they are)."""
-    def plain(count):
-        return count if type(count) is int else None
+def _plain_count(count):
+    """An execution count as an integer or None: a kernel may send any JSON there, a notebook holds an integer or
+    null, and the pages that show notebooks print it as it is."""
+    return count if type(count) is int else None
 
-    cell.execution_count = plain(cell.get("execution_count"))
+
+def _plain_counts(cell) -> None:
+    """The cell's and its outputs' execution counts through ``_plain_count``."""
+    cell.execution_count = _plain_count(cell.get("execution_count"))
     for output in cell.get("outputs", []):
         if "execution_count" in output:
-            output["execution_count"] = plain(output["execution_count"])
+            output["execution_count"] = _plain_count(output["execution_count"])
 
 
 def _message_bytes(msg: dict) -> int:

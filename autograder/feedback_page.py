@@ -2,13 +2,13 @@
 
 ``nbgrader generate_feedback`` renders with ``FeedbackExporter``: the template templates/course_feedback (nbgrader's
 feedback page, with these changes). Formgrader keeps its own template (its exporter is nbconvert's HTMLExporter, which
-this course configures only to render markdown through ``safe_markdown``):
+this course configures only with ``SAFE_FILTERS``: markdown and raw HTML through the allowlist below):
 - MathJax comes from the installed ``django-static-mathjax`` package (MathJax 3, the SVG build, which needs no font
   files) and is written into the page itself, so a page opened offline, or by a student who received only the HTML
   file, shows formulas instead of raw ``$$...$$``. TeX's ``html`` extension (``\\href``, ``\\style``) is left out,
   as MathJax 2's "Safe" setting did. Without the package the page loads MathJax from its CDN, as stock nbgrader does.
-- Markdown renders through ``safe_markdown``: nbconvert's renderer (a cell's attached images inlined), then an allowlist of inert tags and
-  attributes (bleach, which nbconvert depends on): no script, frame, form, style or event handler, links only to
+- Markdown renders through ``safe_markdown``: nbconvert's renderer (a cell's attached images inlined), then an
+  allowlist of inert tags and attributes (bleach, which nbconvert depends on): no script, frame, form, style or event handler, links only to
   http(s), mailto and anchors, images only as inline PNG, JPEG or GIF data. The preprocessor in feedback.py escapes
   the HTML a student types; this is the second layer, for what markdown syntax itself makes (``![x](https://...)``
   loads a remote image, ``[x](javascript:...)`` runs a script when clicked).
@@ -122,6 +122,10 @@ def safe_markdown_filter(context, source: str) -> str:
     return safe_markdown(source, attachments if isinstance(attachments, dict) else None)
 
 
+# What renders a student's markdown and raw HTML, on feedback pages and formgrader's alike.
+SAFE_FILTERS = {"markdown2html": safe_markdown_filter, "clean_html": safe_html}
+
+
 class FeedbackExporter(HTMLExporter):
     """The feedback page's exporter, with the filters its template uses. A class of its own, so that its template
     (set in autograder/nbgrader_config.py on ``FeedbackExporter``: nbgrader's generate_feedback sets
@@ -132,7 +136,7 @@ class FeedbackExporter(HTMLExporter):
     def default_filters(self):
         yield from super().default_filters()
         yield from {"mathjax_offline": mathjax_offline, "points": points, "safe_markdown": safe_markdown_filter,
-                    "markdown2html": safe_markdown_filter, "clean_html": safe_html}.items()
+                    **SAFE_FILTERS}.items()
 
 
 ACTIVE_TAGS = frozenset({"iframe", "frame", "object", "embed", "form", "base", "link", "meta", "applet", "audio",

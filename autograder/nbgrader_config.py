@@ -89,4 +89,4 @@ c.FeedbackExporter.template_name = feedback_page.TEMPLATE_NAME
 c.FeedbackExporter.extra_template_basedirs = [str(feedback_page.TEMPLATES)]
 # Formgrader's page too renders what a student wrote through the allowlist, and autograder/execute.py keeps only
 # inert outputs: nothing a submission made runs in the instructor's browser.
-c.HTMLExporter.filters = {"markdown2html": feedback_page.safe_markdown_filter, "clean_html": feedback_page.safe_html}
+c.HTMLExporter.filters = dict(feedback_page.SAFE_FILTERS)

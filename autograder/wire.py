@@ -17,7 +17,8 @@ What can cross:
 | anything else (kernel side only)        | ``{"$handle": {"id", "type"}}``: it stays in the kernel           |
 
 Decoding is strict: unknown tags, dtypes or classes, more than ``MAX_DEPTH`` levels of nesting, messages over
-``MAX_BYTES`` or with more than ``MAX_CONTAINERS`` arrays and objects are errors (``WireError``); arrays are copied out of the message, never views of foreign memory.
+``MAX_BYTES`` or with more than ``MAX_CONTAINERS`` arrays and objects are errors (``WireError``); arrays are copied
+out of the message, never views of foreign memory.
 """
 from __future__ import annotations
 
